@@ -1,0 +1,25 @@
+#include "runtime/detail/fiber_entity.h"
+
+#include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/scheduling_group.h"
+
+namespace weft::detail {
+
+void DropFiberReference(FiberEntity* fiber) {
+  if (fiber->references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  const Stack stack = fiber->stack;
+  fiber->~FiberEntity();
+  FreeStack(stack);
+}
+
+void ReadyFiber(FiberEntity* fiber) {
+  FiberWorker* worker = CurrentWorker();
+  if (worker != nullptr && worker->current_fiber() != nullptr &&
+      worker->group() == fiber->group) {
+    worker->ReadyLocal(fiber);
+  } else {
+    fiber->group->Push(fiber);
+  }
+}
+
+}  // namespace weft::detail

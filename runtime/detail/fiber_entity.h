@@ -1,0 +1,66 @@
+// The control block of one fiber. It lives in the top page of the fiber's own
+// stack, next to the stored callable and the first frames, so that a new fiber
+// touches one page and needs no heap allocation.
+//
+//   high addresses  +----------------------------+ stack.low + stack.size
+//                   | FiberEntity                |
+//                   | callable (any size)        |
+//                   | first frames ...           |  <- initial stack pointer
+//                   |        grows down          |
+//                   +----------------------------+ stack.low
+//                   | guard page (no access)     |
+//   low addresses   +----------------------------+
+//
+// Life cycle: allocated (AllocateFiber) -> ready (in a run queue or a worker's
+// run-next slot) -> running -> parked (in a WaitQueue) -> ready -> ... -> exited.
+// The control block is released when the last reference is dropped: one belongs
+// to the running fiber and is dropped by the context that runs after its last
+// switch, one to a joinable Fiber handle and is dropped by Join() or Detach().
+#ifndef WEFT_RUNTIME_DETAIL_FIBER_ENTITY_H_
+#define WEFT_RUNTIME_DETAIL_FIBER_ENTITY_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/detail/context.h"
+#include "runtime/detail/spinlock.h"
+#include "runtime/detail/stack_pool.h"
+#include "runtime/sync/detail/wait_queue.h"
+
+namespace weft::detail {
+
+class SchedulingGroup;
+
+struct FiberEntity {
+  MachineContext context;
+  // Link in a scheduling group's overflow list while the run queue is full.
+  FiberEntity* next = nullptr;
+  SchedulingGroup* group = nullptr;
+  std::uint64_t id = 0;
+  Stack stack;
+  void (*run)(void*) = nullptr;  // invokes and destroys the callable
+  void* callable = nullptr;
+  std::atomic<std::uint32_t> references{1};
+  bool scheduling_group_local = false;
+  // Started by a plain thread that holds a launch ticket until it is queued.
+  bool holds_launch_ticket = false;
+
+  // Set once the callable has returned; joiners park in `joiners` until then.
+  std::atomic<bool> exited{false};
+  Spinlock exit_lock;
+  WaitQueue joiners WEFT_GUARDED_BY(exit_lock);
+};
+
+// Drops one reference; the last one returns the stack to the pool.
+void DropFiberReference(FiberEntity* fiber);
+
+// Makes a suspended or new fiber runnable: on the calling worker's run-next slot
+// when called from a fiber of the same group, otherwise in its group's run queue.
+void ReadyFiber(FiberEntity* fiber);
+
+// Entry point of every fiber context.
+void FiberMain(SwitchArrival arrival);
+
+}  // namespace weft::detail
+
+#endif  // WEFT_RUNTIME_DETAIL_FIBER_ENTITY_H_

@@ -1,0 +1,29 @@
+// What the rest of the runtime needs to know about the running runtime.
+#ifndef WEFT_RUNTIME_DETAIL_RUNTIME_STATE_H_
+#define WEFT_RUNTIME_DETAIL_RUNTIME_STATE_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weft::detail {
+
+class SchedulingGroup;
+class FiberWorker;
+
+// A plain thread holds a launch ticket from AllocateFiber until its fiber is
+// queued, so TerminateRuntime cannot stop the workers in between. Returns false
+// when the runtime is not running or is terminating.
+bool AcquireLaunchTicket();
+void ReleaseLaunchTicket();
+
+// The group a new fiber goes to. `requested` is a FiberAttributes group index
+// or kNearestSchedulingGroup / kUnspecifiedSchedulingGroup; `worker` the
+// calling worker or nullptr. Aborts with a message on an index out of range.
+SchedulingGroup* GroupForNewFiber(std::size_t requested, FiberWorker* worker);
+
+// A process-wide unique, non-zero fiber id.
+std::uint64_t NextFiberId();
+
+}  // namespace weft::detail
+
+#endif  // WEFT_RUNTIME_DETAIL_RUNTIME_STATE_H_

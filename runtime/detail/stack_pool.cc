@@ -1,0 +1,271 @@
+#include "runtime/detail/stack_pool.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "runtime/detail/check.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+namespace weft::detail {
+namespace {
+
+constexpr std::size_t kCacheCapacity = 64;
+constexpr std::size_t kTransferBatch = 32;
+
+// Written into the top of a pooled stack, so that pooling needs no allocation and
+// touches only the page the next fiber's control block will use anyway.
+struct FreeStackNode {
+  FreeStackNode* next;
+  Stack stack;
+};
+
+FreeStackNode* NodeOf(const Stack& stack) {
+  return reinterpret_cast<FreeStackNode*>(stack.low + stack.size - sizeof(FreeStackNode));
+}
+
+std::size_t PageSize() {
+  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// 0: not probed yet, 1: MADV_GUARD_INSTALL works, 2: use mprotect.
+std::atomic<int> guard_mode{0};
+std::atomic<std::uint64_t> mapped_count{0};
+std::atomic<std::uint64_t> map_calls{0};
+std::atomic<std::uint64_t> unmap_calls{0};
+
+struct SizeClass {
+  std::size_t size;
+  bool guard;
+  bool operator==(const SizeClass& o) const { return size == o.size && guard == o.guard; }
+};
+
+std::atomic<std::size_t> default_size{0};
+std::atomic<bool> default_guard{true};
+
+SizeClass DefaultClass() {
+  return SizeClass{default_size.load(std::memory_order_relaxed),
+                   default_guard.load(std::memory_order_relaxed)};
+}
+
+bool MapStack(SizeClass cls, Stack* out, int* error) {
+  const std::size_t page = PageSize();
+  const std::size_t total = cls.size + (cls.guard ? page : 0);
+  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (p == MAP_FAILED) {
+    *error = errno;
+    return false;
+  }
+  map_calls.fetch_add(1, std::memory_order_relaxed);
+  char* base = static_cast<char*>(p);
+  if (cls.guard) {
+    int mode = guard_mode.load(std::memory_order_relaxed);
+    bool installed = false;
+    if (mode != 2) {
+      installed = madvise(base, page, MADV_GUARD_INSTALL) == 0;
+      if (mode == 0) guard_mode.store(installed ? 1 : 2, std::memory_order_relaxed);
+    }
+    if (!installed && mprotect(base, page, PROT_NONE) != 0) {
+      *error = errno;
+      munmap(base, total);
+      return false;
+    }
+  }
+  mapped_count.fetch_add(1, std::memory_order_relaxed);
+  *out = Stack{base + (cls.guard ? page : 0), cls.size, cls.guard};
+  return true;
+}
+
+void UnmapStack(const Stack& stack) {
+  const std::size_t guard = stack.guard ? PageSize() : 0;
+  munmap(stack.low - guard, stack.size + guard);
+  unmap_calls.fetch_add(1, std::memory_order_relaxed);
+  mapped_count.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Stacks nobody uses, by size class. Never destroyed: thread caches flush into it
+// from thread_local destructors that may run at any point of process exit.
+class GlobalPool {
+ public:
+  static GlobalPool& Instance() {
+    static GlobalPool* pool = new GlobalPool;
+    return *pool;
+  }
+
+  // Pops up to `max` stacks of `cls`, linked through FreeStackNode::next.
+  FreeStackNode* Take(SizeClass cls, std::size_t max, std::size_t* taken) {
+    std::lock_guard<std::mutex> lock(mu_);
+    List& list = ListFor(cls);
+    FreeStackNode* head = list.head;
+    FreeStackNode* last = nullptr;
+    FreeStackNode* node = head;
+    std::size_t n = 0;
+    while (node != nullptr && n < max) {
+      last = node;
+      node = node->next;
+      ++n;
+    }
+    if (last != nullptr) last->next = nullptr;
+    list.head = node;
+    list.count -= n;
+    *taken = n;
+    return n == 0 ? nullptr : head;
+  }
+
+  // Adds a chain of `n` stacks of `cls`.
+  void Put(SizeClass cls, FreeStackNode* head, FreeStackNode* tail, std::size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    List& list = ListFor(cls);
+    tail->next = list.head;
+    list.head = head;
+    list.count += n;
+  }
+
+  void ReleaseAll() {
+    std::vector<List> lists;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lists.swap(lists_);
+    }
+    for (List& list : lists) {
+      for (FreeStackNode* node = list.head; node != nullptr;) {
+        FreeStackNode* next = node->next;
+        UnmapStack(node->stack);
+        node = next;
+      }
+    }
+  }
+
+ private:
+  struct List {
+    SizeClass cls;
+    FreeStackNode* head;
+    std::size_t count;
+  };
+
+  List& ListFor(SizeClass cls) {
+    for (List& list : lists_) {
+      if (list.cls == cls) return list;
+    }
+    lists_.push_back(List{cls, nullptr, 0});
+    return lists_.back();
+  }
+
+  std::mutex mu_;
+  std::vector<List> lists_;  // a handful of size classes at most
+};
+
+// Per-thread cache of stacks of one size class (the default when it was filled).
+class ThreadCache {
+ public:
+  ~ThreadCache() { Flush(); }
+
+  bool Allocate(SizeClass cls, Stack* out, int* error) {
+    Adopt(cls);
+    if (head_ == nullptr) {
+      head_ = GlobalPool::Instance().Take(cls, kTransferBatch, &count_);
+      if (head_ == nullptr) return MapStack(cls, out, error);
+    }
+    FreeStackNode* node = head_;
+    head_ = node->next;
+    --count_;
+    *out = node->stack;
+    return true;
+  }
+
+  // Returns false if `stack` is not of this cache's class.
+  bool Free(const Stack& stack) {
+    Adopt(DefaultClass());
+    if (!(cls_ == SizeClass{stack.size, stack.guard})) return false;
+    FreeStackNode* node = NodeOf(stack);
+    node->stack = stack;
+    node->next = head_;
+    head_ = node;
+    if (++count_ > kCacheCapacity) Spill(kTransferBatch);
+    return true;
+  }
+
+  void Flush() { Spill(count_); }
+
+ private:
+  // Serves `cls` from now on; a runtime restarted with another default stack
+  // size hands the old stacks back to the global pool.
+  void Adopt(SizeClass cls) {
+    if (cls_ == cls) return;
+    Flush();
+    cls_ = cls;
+  }
+
+  void Spill(std::size_t n) {
+    if (n == 0) return;
+    FreeStackNode* head = head_;
+    FreeStackNode* tail = head;
+    for (std::size_t i = 1; i < n; ++i) tail = tail->next;
+    head_ = tail->next;
+    count_ -= n;
+    GlobalPool::Instance().Put(cls_, head, tail, n);
+  }
+
+  SizeClass cls_{0, false};
+  FreeStackNode* head_ = nullptr;
+  std::size_t count_ = 0;
+};
+
+thread_local ThreadCache thread_cache;
+
+}  // namespace
+
+void ConfigureStackPool(std::size_t size, bool guard_page) {
+  default_size.store(RoundUpToPages(size), std::memory_order_relaxed);
+  default_guard.store(guard_page, std::memory_order_relaxed);
+}
+
+std::size_t RoundUpToPages(std::size_t size) {
+  const std::size_t page = PageSize();
+  return (size + page - 1) / page * page;
+}
+
+bool AllocateStack(std::size_t size, Stack* out, int* error) {
+  SizeClass cls = DefaultClass();
+  if (size != 0 && size != cls.size) {
+    SizeClass other{size, cls.guard};
+    std::size_t taken = 0;
+    FreeStackNode* node = GlobalPool::Instance().Take(other, 1, &taken);
+    if (node == nullptr) return MapStack(other, out, error);
+    *out = node->stack;
+    return true;
+  }
+  return thread_cache.Allocate(cls, out, error);
+}
+
+void FreeStack(const Stack& stack) {
+  if (thread_cache.Free(stack)) return;
+  FreeStackNode* node = NodeOf(stack);
+  node->stack = stack;
+  GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, node, 1);
+}
+
+void ReleasePooledStacks() {
+  thread_cache.Flush();
+  GlobalPool::Instance().ReleaseAll();
+}
+
+StackPoolStats GetStackPoolStats() {
+  StackPoolStats stats;
+  stats.mapped = mapped_count.load(std::memory_order_relaxed);
+  stats.map_calls = map_calls.load(std::memory_order_relaxed);
+  stats.unmap_calls = unmap_calls.load(std::memory_order_relaxed);
+  stats.guard_without_mapping = guard_mode.load(std::memory_order_relaxed) == 1;
+  return stats;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,185 @@
+// Starting fibers: detached (fire and forget) or joinable like std::thread.
+//
+//   weft::StartFiberDetached([] { HandleRequest(); });
+//   weft::Fiber f([](int x) { Work(x); }, 42);
+//   f.Join();
+//
+// Everything here may be called from fibers and from plain threads.
+#ifndef WEFT_RUNTIME_FIBER_H_
+#define WEFT_RUNTIME_FIBER_H_
+
+#include <cstddef>
+#include <functional>
+#include <limits>
+#include <new>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace weft {
+
+// The caller's scheduling group on a FiberWorker; from a plain thread, a group
+// near the calling thread, chosen round-robin.
+inline constexpr std::size_t kNearestSchedulingGroup =
+    std::numeric_limits<std::size_t>::max();
+// Any group; the runtime spreads such fibers round-robin.
+inline constexpr std::size_t kUnspecifiedSchedulingGroup =
+    std::numeric_limits<std::size_t>::max() - 1;
+
+enum class Launch {
+  // Queue the new fiber; the caller keeps running.
+  kPost,
+  // From a fiber: run the new fiber at once on the current worker and queue the
+  // caller. From a plain thread this is the same as kPost.
+  kDispatch,
+};
+
+struct FiberAttributes {
+  // kNearestSchedulingGroup, kUnspecifiedSchedulingGroup, or a group index below
+  // GetSchedulingGroupCount(); an index out of range makes the start functions
+  // throw std::invalid_argument.
+  std::size_t scheduling_group = kNearestSchedulingGroup;
+  // Never let workers of another group steal this fiber.
+  bool scheduling_group_local = false;
+  // Stack size in bytes; 0 = RuntimeOptions::stack_size. Otherwise 16 KiB..1 GiB
+  // (other values make the start functions throw std::invalid_argument); rounded
+  // up to whole pages.
+  std::size_t stack_size = 0;
+  Launch launch_policy = Launch::kPost;
+};
+
+namespace detail {
+
+struct FiberEntity;
+
+// Reserves a stack whose control block can hold a callable of `size` bytes
+// aligned to `align`. Returns nullptr and sets *error (an errno value; EPERM when
+// the runtime is not running) when no fiber can be created.
+FiberEntity* AllocateFiber(const FiberAttributes& attrs, std::size_t size,
+                           std::size_t align, int* error);
+void* FiberCallableStorage(FiberEntity* fiber);
+// `run` invokes the callable stored in FiberCallableStorage() and destroys it.
+void SetFiberCallable(FiberEntity* fiber, void (*run)(void*));
+// Returns an allocated fiber that was never launched.
+void DiscardFiber(FiberEntity* fiber);
+// Makes the fiber runnable. A joinable fiber keeps its control block until
+// JoinFiber() or DetachFiber().
+void LaunchFiber(FiberEntity* fiber, const FiberAttributes& attrs, bool joinable);
+void JoinFiber(FiberEntity* fiber);
+void DetachFiber(FiberEntity* fiber);
+[[noreturn]] void ThrowFiberCreationError(int error);
+[[noreturn]] void AbortJoinableFiberDestroyed();
+
+template <class Fn>
+void RunAndDestroy(void* storage) {
+  Fn* fn = static_cast<Fn*>(storage);
+  struct Destroyer {
+    Fn* fn;
+    ~Destroyer() { fn->~Fn(); }
+  } destroyer{fn};
+  std::invoke(std::move(*fn));
+}
+
+template <class F>
+FiberEntity* PrepareFiber(const FiberAttributes& attrs, F&& f, int* error) {
+  using Fn = std::decay_t<F>;
+  static_assert(std::is_invocable_v<Fn>, "a fiber's callable must be invocable with no arguments");
+  FiberEntity* fiber = AllocateFiber(attrs, sizeof(Fn), alignof(Fn), error);
+  if (fiber == nullptr) return nullptr;
+  try {
+    ::new (FiberCallableStorage(fiber)) Fn(std::forward<F>(f));
+  } catch (...) {
+    DiscardFiber(fiber);
+    throw;
+  }
+  SetFiberCallable(fiber, &RunAndDestroy<Fn>);
+  return fiber;
+}
+
+}  // namespace detail
+
+// Starts a fiber running `f` (a copyable or move-only callable taking no
+// arguments). Returns false, having started nothing, when the fiber cannot be
+// created: the runtime is not running, or no stack can be had (see Fiber's
+// constructor for the reasons).
+template <class F>
+bool StartFiberDetached(const FiberAttributes& attrs, F&& f) {
+  int error = 0;
+  detail::FiberEntity* fiber = detail::PrepareFiber(attrs, std::forward<F>(f), &error);
+  if (fiber == nullptr) return false;
+  detail::LaunchFiber(fiber, attrs, /*joinable=*/false);
+  return true;
+}
+
+template <class F>
+bool StartFiberDetached(F&& f) {
+  return StartFiberDetached(FiberAttributes{}, std::forward<F>(f));
+}
+
+// Starts every callable as a detached fiber, or none: returns false, having
+// started nothing, when any of them cannot be created.
+bool BatchStartFiberDetached(std::vector<std::function<void()>> fns,
+                             const FiberAttributes& attrs = FiberAttributes{});
+
+// A joinable fiber, used like std::thread. Not thread-safe: one Fiber object is
+// used by one caller at a time; Join() may be called from a fiber or a thread.
+// Destroying or assigning over a joinable Fiber aborts with a message.
+class Fiber {
+ public:
+  Fiber() noexcept = default;
+
+  // Runs std::invoke(decay-copy(f), decay-copy(args)...) in a new fiber.
+  // Throws std::system_error when the fiber cannot be created: the runtime is not
+  // running (errc::operation_not_permitted), or no stack could be mapped
+  // (errc::not_enough_memory; the message names vm.max_map_count and the
+  // weft_fiber_stack_enable_guard_page flag).
+  template <class F, class... Args,
+            class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, Fiber> &&
+                                     !std::is_same_v<std::decay_t<F>, FiberAttributes>>>
+  explicit Fiber(F&& f, Args&&... args)
+      : Fiber(FiberAttributes{}, std::forward<F>(f), std::forward<Args>(args)...) {}
+
+  template <class F, class... Args>
+  Fiber(const FiberAttributes& attrs, F&& f, Args&&... args) {
+    int error = 0;
+    fiber_ = detail::PrepareFiber(
+        attrs,
+        [fn = std::forward<F>(f),
+         bound = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+          std::apply(std::move(fn), std::move(bound));
+        },
+        &error);
+    if (fiber_ == nullptr) detail::ThrowFiberCreationError(error);
+    detail::LaunchFiber(fiber_, attrs, /*joinable=*/true);
+  }
+
+  ~Fiber() {
+    if (fiber_ != nullptr) detail::AbortJoinableFiberDestroyed();
+  }
+
+  Fiber(Fiber&& other) noexcept : fiber_(std::exchange(other.fiber_, nullptr)) {}
+  Fiber& operator=(Fiber&& other) noexcept {
+    if (fiber_ != nullptr) detail::AbortJoinableFiberDestroyed();
+    fiber_ = std::exchange(other.fiber_, nullptr);
+    return *this;
+  }
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+
+  // Waits until the fiber has finished. Suspends a calling fiber; blocks a
+  // calling thread. Aborts with a message if not Joinable() or if a fiber joins
+  // itself.
+  void Join();
+  // Lets the fiber run on its own; its resources are freed when it finishes.
+  // Aborts with a message if not Joinable().
+  void Detach();
+  bool Joinable() const noexcept { return fiber_ != nullptr; }
+
+ private:
+  detail::FiberEntity* fiber_ = nullptr;
+};
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_FIBER_H_

@@ -1,0 +1,73 @@
+#include <gflags/gflags.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "runtime/runtime.h"
+#include "runtime/scheduling_group/topology.h"
+
+DECLARE_uint64(weft_concurrency_hint);
+DECLARE_uint64(weft_scheduling_group_size);
+DECLARE_bool(weft_numa_aware);
+DECLARE_uint64(weft_work_stealing_ratio);
+DECLARE_uint64(weft_cross_numa_work_stealing_ratio);
+DECLARE_uint64(weft_fiber_run_queue_size);
+DECLARE_uint64(weft_fiber_stack_size);
+DECLARE_bool(weft_fiber_stack_enable_guard_page);
+DECLARE_string(weft_fiber_worker_accessible_cpus);
+DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
+DECLARE_string(weft_topology);
+
+namespace weft {
+namespace {
+
+void CheckRange(const char* option, const char* flag, std::size_t value, std::size_t low,
+                std::size_t high, const char* meaning = "") {
+  if (value < low || value > high) {
+    throw std::invalid_argument(std::string("weft: RuntimeOptions::") + option + " (--" +
+                                flag + ") is " + std::to_string(value) +
+                                "; accepted range is " + std::to_string(low) + ".." +
+                                std::to_string(high) + meaning);
+  }
+}
+
+}  // namespace
+
+RuntimeOptions RuntimeOptions::FromFlags() {
+  RuntimeOptions options;
+  options.concurrency_hint = FLAGS_weft_concurrency_hint;
+  options.scheduling_group_size = FLAGS_weft_scheduling_group_size;
+  options.numa_aware = FLAGS_weft_numa_aware;
+  options.work_stealing_ratio = FLAGS_weft_work_stealing_ratio;
+  options.cross_numa_work_stealing_ratio = FLAGS_weft_cross_numa_work_stealing_ratio;
+  options.run_queue_size = FLAGS_weft_fiber_run_queue_size;
+  options.stack_size = FLAGS_weft_fiber_stack_size;
+  options.stack_guard_page = FLAGS_weft_fiber_stack_enable_guard_page;
+  options.accessible_cpus = FLAGS_weft_fiber_worker_accessible_cpus;
+  options.disallow_cpu_migration = FLAGS_weft_fiber_worker_disallow_cpu_migration;
+  options.topology = FLAGS_weft_topology;
+  return options;
+}
+
+void RuntimeOptions::Validate() const {
+  CheckRange("concurrency_hint", "weft_concurrency_hint", concurrency_hint, 0, 1024,
+             " (0 = one worker per accessible CPU)");
+  if (scheduling_group_size != 0) {
+    CheckRange("scheduling_group_size", "weft_scheduling_group_size",
+               scheduling_group_size, 1, 64, ", or 0 for automatic");
+  }
+  CheckRange("run_queue_size", "weft_fiber_run_queue_size", run_queue_size, 2,
+             std::size_t{1} << 24, ", a power of two");
+  if ((run_queue_size & (run_queue_size - 1)) != 0) {
+    throw std::invalid_argument("weft: RuntimeOptions::run_queue_size "
+                                "(--weft_fiber_run_queue_size) is " +
+                                std::to_string(run_queue_size) +
+                                "; it must be a power of two in 2..16777216");
+  }
+  CheckRange("stack_size", "weft_fiber_stack_size", stack_size, 16384,
+             std::size_t{1} << 30, " bytes");
+  // Parses topology and accessible_cpus, throwing on either.
+  detail::DiscoverCpus(*this);
+}
+
+}  // namespace weft

@@ -1,0 +1,292 @@
+#include "runtime/scheduling_group/fiber_worker.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+
+#include "runtime/detail/check.h"
+#include "runtime/detail/fiber_entity.h"
+#include "runtime/detail/futex.h"
+#include "runtime/scheduling_group/scheduling_group.h"
+
+namespace weft::detail {
+namespace {
+
+// How long an idle worker spins before it sleeps: long enough to catch work
+// that arrives in bursts without a futex round trip, short enough that an idle
+// runtime burns next to no CPU.
+constexpr std::chrono::microseconds kSpinBudget{30};
+// Spin iterations between clock reads and run-next scans.
+constexpr int kSpinCheckInterval = 64;
+// Consecutive run-next picks before the shared queue is served first.
+constexpr std::uint32_t kMaxRunNextStreak = 16;
+
+thread_local FiberWorker* current_worker = nullptr;
+
+struct SwitchRecord {
+  FiberWorker* worker;  // the worker the receiver now runs on
+  FiberEntity* from;    // null when the scheduler context switched
+  AfterSwitch action;
+  Spinlock* lock;
+};
+
+}  // namespace
+
+__attribute__((noinline)) FiberWorker* CurrentWorker() {
+  // The empty asm keeps the compiler from treating this as a pure function
+  // whose result could be reused across a fiber switch.
+  asm volatile("" ::: "memory");
+  return current_worker;
+}
+
+FiberWorker* CompleteSwitch(SwitchArrival arrival) {
+  // Copy everything first: after a requeue or unlock, another worker may resume
+  // the switcher and overwrite the record on its stack.
+  const SwitchRecord record = *static_cast<const SwitchRecord*>(arrival.data);
+  switch (record.action) {
+    case AfterSwitch::kNothing:
+      break;
+    case AfterSwitch::kRequeue:
+      record.from->group->Push(record.from);
+      break;
+    case AfterSwitch::kUnlock:
+      record.lock->unlock();
+      break;
+    case AfterSwitch::kReleaseExited:
+      DestroyContext(&record.from->context);
+      DropFiberReference(record.from);
+      break;
+  }
+  return record.worker;
+}
+
+FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<int> cpus)
+    : group_(group), index_(index), cpus_(std::move(cpus)) {}
+
+void FiberWorker::Start() {
+  seen_run_next_.assign(group_->worker_count(), ~std::uint64_t{0});
+  thread_ = std::thread([this] { Run(); });
+}
+
+void FiberWorker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void FiberWorker::Run() {
+  if (!cpus_.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : cpus_) CPU_SET(cpu, &set);
+    // Best effort: a CPU taken away after start-up must not kill the worker.
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  char name[16];
+  std::snprintf(name, sizeof(name), "weft-g%zu-w%zu", group_->index() % 1000, index_ % 100);
+  pthread_setname_np(pthread_self(), name);
+
+  current_worker = this;
+  AdoptThreadContext(&scheduler_context_);
+  while (FiberEntity* fiber = WaitForWork()) {
+    current_ = fiber;
+    stats_.switches.Add();
+    SwitchRecord record{this, nullptr, AfterSwitch::kNothing, nullptr};
+    CompleteSwitch(SwitchContext(&scheduler_context_, &fiber->context, &record));
+  }
+  current_worker = nullptr;
+}
+
+FiberEntity* FiberWorker::PickNext() {
+  if (run_next_.load(std::memory_order_relaxed) != nullptr) {
+    if (++run_next_streak_ <= kMaxRunNextStreak || group_->LooksEmpty()) {
+      if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
+        return fiber;
+      }
+    } else if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
+      // Fairness: the run-next fiber goes behind the queue's fibers.
+      run_next_streak_ = 0;
+      group_->Push(fiber);
+    }
+  }
+  run_next_streak_ = 0;
+  return group_->Pop();
+}
+
+void FiberWorker::SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock) {
+  FiberEntity* self = current_;
+  SwitchRecord record{this, self, action, lock};
+  MachineContext* target = &scheduler_context_;
+  current_ = next;
+  if (next != nullptr) {
+    target = &next->context;
+    stats_.switches.Add();
+  }
+  CompleteSwitch(SwitchContext(&self->context, target, &record,
+                               action == AfterSwitch::kReleaseExited));
+}
+
+void FiberWorker::SwitchAway(AfterSwitch action, Spinlock* lock) {
+  SwitchFromFiber(PickNext(), action, lock);
+}
+
+void FiberWorker::YieldCurrent() {
+  FiberEntity* next = PickNext();
+  if (next == nullptr) return;
+  SwitchFromFiber(next, AfterSwitch::kRequeue, nullptr);
+}
+
+void FiberWorker::DispatchTo(FiberEntity* fiber) {
+  SwitchFromFiber(fiber, AfterSwitch::kRequeue, nullptr);
+}
+
+void FiberWorker::ReadyLocal(FiberEntity* fiber) {
+  run_next_generation_.store(run_next_generation_.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+  FiberEntity* displaced = run_next_.exchange(fiber, std::memory_order_acq_rel);
+  if (displaced != nullptr) {
+    group_->Push(displaced);
+  } else {
+    // Like a push: an idle worker must be around in case the current fiber
+    // keeps running and the slot's fiber has to be taken elsewhere.
+    group_->WakeIfNoSpinner();
+  }
+}
+
+FiberEntity* FiberWorker::StealRunNext(FiberWorker* other, bool patient) {
+  FiberEntity* fiber = other->run_next_.load(std::memory_order_relaxed);
+  std::uint64_t& seen = seen_run_next_[other->index_];
+  if (fiber == nullptr) {
+    seen = ~std::uint64_t{0};
+    return nullptr;
+  }
+  std::uint64_t generation = other->run_next_generation_.load(std::memory_order_relaxed);
+  if (patient && seen != generation) {
+    seen = generation;  // give its owner until our next scan to run it
+    return nullptr;
+  }
+  if (other->run_next_.compare_exchange_strong(fiber, nullptr, std::memory_order_acquire,
+                                               std::memory_order_relaxed)) {
+    return fiber;
+  }
+  return nullptr;
+}
+
+FiberEntity* FiberWorker::StealAnyRunNext(bool patient) {
+  const std::size_t n = group_->worker_count();
+  for (std::size_t i = 1; i < n; ++i) {
+    FiberWorker* other = group_->worker((index_ + i) % n);
+    if (FiberEntity* fiber = StealRunNext(other, patient)) return fiber;
+  }
+  return nullptr;
+}
+
+FiberEntity* FiberWorker::WaitForWork() {
+  for (;;) {
+    if (FiberEntity* fiber = group_->Pop()) return fiber;
+    if (group_->TryStartSpinning()) {
+      stats_.spins.Add();
+      if (FiberEntity* fiber = Spin()) return fiber;
+    }
+    if (FiberEntity* fiber = Sleep()) return fiber;
+    if (group_->stopping() && group_->LooksEmpty()) return nullptr;
+  }
+}
+
+FiberEntity* FiberWorker::Spin() {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
+  FiberEntity* found = nullptr;
+  for (int i = 1;; ++i) {
+    if ((found = group_->Pop()) != nullptr) break;
+    if (i % kSpinCheckInterval == 0) {
+      if ((found = StealAnyRunNext(/*patient=*/true)) != nullptr) break;
+      if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
+    }
+    CpuRelax();
+  }
+  const bool was_last = group_->StopSpinning();
+  if (found != nullptr) {
+    // Keep a spinner around for the producers' sake; the one we wake pays the
+    // syscall's latency, not them.
+    if (was_last) group_->WakeOneSleeper();
+    return found;
+  }
+  // Re-check after leaving the spinner count: a producer that saw us spinning
+  // did not wake anyone.
+  return group_->Pop();
+}
+
+FiberEntity* FiberWorker::Sleep() {
+  const std::uint32_t generation = wake_generation_.load(std::memory_order_acquire);
+  group_->AnnounceSleep(index_);
+  FiberEntity* fiber = group_->Pop();
+  if (fiber == nullptr) fiber = StealAnyRunNext(/*patient=*/false);
+  if (fiber != nullptr || group_->stopping()) {
+    if (!group_->WithdrawSleep(index_) && fiber != nullptr) {
+      // A producer chose us to run its fiber; we are awake anyway, but other
+      // work may be waiting, so hand its wake-up to someone else.
+      if (!group_->LooksEmpty()) group_->WakeOneSleeper();
+    }
+    return fiber;
+  }
+  stats_.sleeps.Add();
+  while (wake_generation_.load(std::memory_order_acquire) == generation) {
+    FutexWait(&wake_generation_, generation);
+  }
+  stats_.wakeups.Add();
+  // Normally the waker cleared our bit; after a late wake-up from an earlier
+  // round it is still set, and an awake worker must not look asleep.
+  group_->WithdrawSleep(index_);
+  return nullptr;
+}
+
+void FiberWorker::Wake() {
+  wake_generation_.fetch_add(1, std::memory_order_release);
+  FutexWake(&wake_generation_, 1);
+}
+
+void FiberWorker::CollectStats(WorkerStats* out) const {
+  out->fibers_finished = stats_.fibers_finished.Get();
+  out->fibers_created = stats_.fibers_created.Get();
+  out->switches = stats_.switches.Get();
+  out->spins = stats_.spins.Get();
+  out->sleeps = stats_.sleeps.Get();
+  out->wakeups = stats_.wakeups.Get();
+}
+
+void FiberMain(SwitchArrival arrival) {
+  FiberWorker* worker = CompleteSwitch(arrival);
+  FiberEntity* self = worker->current_fiber();
+  try {
+    self->run(self->callable);
+  } catch (const std::exception& e) {
+    char message[512];
+    std::snprintf(message, sizeof(message),
+                  "an exception escaped fiber %llu: %s (catch it inside the fiber, or "
+                  "use weft::Async to carry it to a future)",
+                  static_cast<unsigned long long>(self->id), e.what());
+    FatalError(message);
+  } catch (...) {
+    char message[256];
+    std::snprintf(message, sizeof(message),
+                  "an exception of a type not derived from std::exception escaped fiber "
+                  "%llu",
+                  static_cast<unsigned long long>(self->id));
+    FatalError(message);
+  }
+  Waiter* joiners;
+  {
+    std::lock_guard<Spinlock> lock(self->exit_lock);
+    self->exited.store(true, std::memory_order_release);
+    joiners = self->joiners.PopAll();
+  }
+  WaitQueue::WakeAll(joiners);
+  // The fiber may have moved to another worker while it ran.
+  worker = CurrentWorker();
+  worker->stats_.fibers_finished.Add();
+  worker->SwitchAway(AfterSwitch::kReleaseExited);
+  FatalError("an exited fiber was resumed");
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,142 @@
+// A FiberWorker is one OS thread of a scheduling group. It runs ready fibers,
+// switching directly from one fiber to the next; only when nothing is ready does
+// it return to its own stack (the "scheduler context") to spin or sleep.
+//
+// Each worker has a run-next slot: a fiber readied by a fiber running on this
+// worker (a spawned child, a woken waiter) goes there and runs as soon as the
+// current fiber blocks, on a warm cache and without a queue round trip. Idle
+// workers of the group take a fiber that has sat in another worker's slot for a
+// while (two scans apart), so a busy worker cannot hold it back. After kMaxRunNextStreak
+// consecutive run-next picks the shared queue is served first, so fibers that
+// hand work back and forth cannot starve the queue.
+#ifndef WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
+#define WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "runtime/detail/context.h"
+#include "runtime/detail/spinlock.h"
+#include "runtime/runtime.h"
+
+namespace weft::detail {
+
+struct FiberEntity;
+class SchedulingGroup;
+
+// What the context that runs next does with the fiber that just switched away.
+enum class AfterSwitch : std::uint8_t {
+  kNothing,        // the scheduler context switched to a fiber
+  kRequeue,        // the fiber yielded: put it back in its group's run queue
+  kUnlock,         // the fiber parked: release the wait-queue lock it holds
+  kReleaseExited,  // the fiber exited: drop its reference to its stack
+};
+
+// A counter written by one thread and read by any: a plain load and store
+// instead of a locked read-modify-write. Release/acquire, so that a reader that
+// sees an increment also sees what happened before it (free on x86).
+class OwnerCounter {
+ public:
+  void Add(std::uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+  }
+  std::uint64_t Get() const { return value_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+class FiberWorker {
+ public:
+  FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<int> cpus);
+  FiberWorker(const FiberWorker&) = delete;
+  FiberWorker& operator=(const FiberWorker&) = delete;
+
+  void Start();
+  void Join();
+
+  SchedulingGroup* group() const { return group_; }
+  std::size_t index() const { return index_; }
+  // The fiber running on this worker; nullptr in the scheduler context.
+  FiberEntity* current_fiber() const { return current_; }
+
+  // Called by the running fiber to give up the CPU: the next ready fiber (or the
+  // scheduler context) runs, and then applies `action` to the caller. Returns
+  // when the caller is resumed, possibly on another worker; with kReleaseExited
+  // it never returns.
+  void SwitchAway(AfterSwitch action, Spinlock* lock = nullptr);
+
+  // Yield(): switches to the next ready fiber, requeueing the caller, or returns
+  // at once when none is ready.
+  void YieldCurrent();
+
+  // Launch::kDispatch: runs `fiber` (new, of this worker's group) right now and
+  // requeues the caller.
+  void DispatchTo(FiberEntity* fiber);
+
+  // Puts `fiber` into this worker's run-next slot. Only the running fiber of
+  // this worker calls it.
+  void ReadyLocal(FiberEntity* fiber);
+
+  // Takes `other`'s run-next fiber if it has been there since this worker's
+  // previous scan (or at once with `patient` false).
+  FiberEntity* StealRunNext(FiberWorker* other, bool patient);
+
+  // Wakes this worker if it sleeps. Called by whoever claimed its sleeping bit.
+  void Wake();
+
+  void CountCreated() { stats_.fibers_created.Add(); }
+  std::uint64_t CreatedCount() const { return stats_.fibers_created.Get(); }
+  std::uint64_t FinishedCount() const { return stats_.fibers_finished.Get(); }
+  void CollectStats(WorkerStats* out) const;
+
+ private:
+  void Run();
+  FiberEntity* PickNext();
+  FiberEntity* WaitForWork();
+  FiberEntity* Spin();
+  FiberEntity* Sleep();
+  FiberEntity* StealAnyRunNext(bool patient);
+  // Switches from the running fiber to `next` (or, if null, the scheduler context).
+  void SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock);
+
+  SchedulingGroup* const group_;
+  const std::size_t index_;
+  const std::vector<int> cpus_;
+  std::thread thread_;
+  MachineContext scheduler_context_;
+  FiberEntity* current_ = nullptr;
+  std::uint32_t run_next_streak_ = 0;
+  // Run-next slot of the last scan of each worker, for StealRunNext's patience.
+  std::vector<std::uint64_t> seen_run_next_;
+
+  // Written by this worker, read and CAS'ed by idle workers of the group.
+  alignas(64) std::atomic<FiberEntity*> run_next_{nullptr};
+  std::atomic<std::uint64_t> run_next_generation_{0};
+
+  // Futex word: bumped by Wake().
+  alignas(64) std::atomic<std::uint32_t> wake_generation_{0};
+
+  struct Counters {
+    OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups;
+  };
+  alignas(64) Counters stats_;
+
+  friend void FiberMain(SwitchArrival arrival);
+};
+
+// The worker the calling thread is, or nullptr on a plain thread. Never inlined,
+// so that a fiber that migrates between threads re-reads it after every switch
+// instead of using a thread-local address computed before.
+FiberWorker* CurrentWorker();
+
+// Completes a switch on the receiving side: stores the switcher's context and
+// applies its AfterSwitch. Returns the worker the receiver now runs on.
+FiberWorker* CompleteSwitch(SwitchArrival arrival);
+
+}  // namespace weft::detail
+
+#endif  // WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_

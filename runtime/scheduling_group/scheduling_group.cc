@@ -1,0 +1,181 @@
+#include "runtime/scheduling_group/scheduling_group.h"
+
+#include "runtime/detail/check.h"
+#include "runtime/detail/fiber_entity.h"
+
+namespace weft::detail {
+
+SchedulingGroup::SchedulingGroup(std::size_t index, std::size_t numa_node,
+                                 std::size_t run_queue_size,
+                                 const std::vector<std::vector<int>>& worker_cpus)
+    : index_(index), numa_node_(numa_node), queue_(run_queue_size) {
+  WEFT_CHECK(!worker_cpus.empty() && worker_cpus.size() <= kMaxWorkers)
+      << "a scheduling group needs 1.." << kMaxWorkers << " workers, got "
+      << worker_cpus.size();
+  for (std::size_t i = 0; i < worker_cpus.size(); ++i) {
+    workers_.push_back(std::make_unique<FiberWorker>(this, i, worker_cpus[i]));
+  }
+}
+
+SchedulingGroup::~SchedulingGroup() = default;
+
+void SchedulingGroup::Start() {
+  for (auto& worker : workers_) worker->Start();
+}
+
+void SchedulingGroup::Stop() {
+  stopping_.store(true, std::memory_order_seq_cst);
+  for (auto& worker : workers_) worker->Wake();
+  for (auto& worker : workers_) worker->Join();
+}
+
+void SchedulingGroup::Push(FiberEntity* fiber) {
+  if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
+  WakeIfNoSpinner();
+}
+
+void SchedulingGroup::PushBatch(FiberEntity* const* fibers, std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (WEFT_UNLIKELY(!queue_.Push(fibers[i]))) PushOverflow(fibers[i]);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (spinners_.load(std::memory_order_relaxed) > 0) return;
+  // Each woken worker that finds more work passes a wake-up on, but waking a
+  // few at once gets a large batch going sooner.
+  for (std::size_t i = 0; i < count && i < workers_.size(); ++i) {
+    if (!WakeOneSleeper()) break;
+  }
+}
+
+void SchedulingGroup::PushOverflow(FiberEntity* fiber) {
+  std::lock_guard<std::mutex> lock(overflow_mutex_);
+  fiber->next = nullptr;
+  if (overflow_tail_ == nullptr) {
+    overflow_head_ = fiber;
+  } else {
+    overflow_tail_->next = fiber;
+  }
+  overflow_tail_ = fiber;
+  overflow_size_.fetch_add(1, std::memory_order_relaxed);
+  overflows_.fetch_add(1, std::memory_order_relaxed);
+}
+
+FiberEntity* SchedulingGroup::Pop() {
+  FiberEntity* fiber = queue_.Pop();
+  if (WEFT_UNLIKELY(overflow_size_.load(std::memory_order_relaxed) != 0)) {
+    fiber = PopWithOverflow(fiber);
+  }
+  return fiber;
+}
+
+FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
+  std::unique_lock<std::mutex> lock(overflow_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    if (popped != nullptr) return popped;  // another worker is draining
+    lock.lock();
+  }
+  // Refill the ring in FIFO order as far as it has room, so overflowed fibers
+  // run before anything pushed later finds a free slot.
+  std::size_t moved = 0;
+  while (overflow_head_ != nullptr && queue_.Push(overflow_head_)) {
+    overflow_head_ = overflow_head_->next;
+    ++moved;
+  }
+  if (popped == nullptr && overflow_head_ != nullptr) {
+    // The ring is full of other fibers' turns yet we found it empty a moment
+    // ago: take the oldest overflowed fiber directly.
+    popped = overflow_head_;
+    overflow_head_ = overflow_head_->next;
+    ++moved;
+  }
+  if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
+  overflow_size_.fetch_sub(moved, std::memory_order_relaxed);
+  lock.unlock();
+  if (popped == nullptr) popped = queue_.Pop();
+  return popped;
+}
+
+void SchedulingGroup::WakeIfNoSpinner() {
+  // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
+  // their spinner / sleeper state, or they see the fiber we just published.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (spinners_.load(std::memory_order_relaxed) > 0) return;
+  WakeOneSleeper();
+}
+
+bool SchedulingGroup::WakeOneSleeper() {
+  std::uint64_t mask = sleeping_mask_.load(std::memory_order_relaxed);
+  while (mask != 0) {
+    std::uint64_t bit = mask & (~mask + 1);
+    if (sleeping_mask_.compare_exchange_weak(mask, mask & ~bit, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed)) {
+      workers_[__builtin_ctzll(bit)]->Wake();
+      return true;
+    }
+  }
+  return false;
+}
+
+bool SchedulingGroup::TryStartSpinning() {
+  int n = spinners_.load(std::memory_order_relaxed);
+  while (n < kMaxSpinners) {
+    if (spinners_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool SchedulingGroup::StopSpinning() {
+  return spinners_.fetch_sub(1, std::memory_order_seq_cst) == 1;
+}
+
+void SchedulingGroup::AnnounceSleep(std::size_t i) {
+  sleeping_mask_.fetch_or(std::uint64_t{1} << i, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+bool SchedulingGroup::WithdrawSleep(std::size_t i) {
+  const std::uint64_t bit = std::uint64_t{1} << i;
+  return (sleeping_mask_.fetch_and(~bit, std::memory_order_acq_rel) & bit) != 0;
+}
+
+std::uint64_t SchedulingGroup::CreatedCount() const {
+  std::uint64_t n = external_created_.load(std::memory_order_seq_cst);
+  for (const auto& worker : workers_) n += worker->CreatedCount();
+  return n;
+}
+
+std::uint64_t SchedulingGroup::FinishedCount() const {
+  std::uint64_t n = 0;
+  for (const auto& worker : workers_) n += worker->FinishedCount();
+  return n;
+}
+
+void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
+  out->numa_node = numa_node_;
+  out->workers.resize(workers_.size());
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->CollectStats(&out->workers[i]);
+  }
+  out->fibers_created = external_created_.load(std::memory_order_relaxed);
+  out->fibers_finished = 0;
+  for (const WorkerStats& w : out->workers) {
+    out->fibers_created += w.fibers_created;
+    out->fibers_finished += w.fibers_finished;
+    out->spins += w.spins;
+    out->sleeps += w.sleeps;
+    out->wakeups += w.wakeups;
+    out->steals_within_numa_node += w.steals_within_numa_node;
+    out->steals_across_numa_nodes += w.steals_across_numa_nodes;
+  }
+  out->fibers_alive = out->fibers_created > out->fibers_finished
+                          ? out->fibers_created - out->fibers_finished
+                          : 0;
+  out->run_queue_depth =
+      queue_.ApproxSize() + overflow_size_.load(std::memory_order_relaxed);
+  out->run_queue_overflows = overflows_.load(std::memory_order_relaxed);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,63 @@
+// The one waiting mechanism behind every blocking primitive: a FIFO of parked
+// waiters, each either a fiber (suspended; its worker runs other fibers) or a
+// plain thread (blocked on a futex).
+//
+// A WaitQueue is not synchronized by itself: its owner guards it with a Spinlock
+// and decides, under that lock, whether to wait. Park() releases the lock only
+// after the caller can no longer miss a Wake(): a fiber's context is saved before
+// the next context releases the lock; a thread re-checks its futex word.
+//
+// Waiter objects live on the waiter's stack for exactly as long as it is queued.
+#ifndef WEFT_RUNTIME_SYNC_DETAIL_WAIT_QUEUE_H_
+#define WEFT_RUNTIME_SYNC_DETAIL_WAIT_QUEUE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/detail/spinlock.h"
+
+namespace weft::detail {
+
+struct FiberEntity;
+
+struct Waiter {
+  Waiter* next = nullptr;
+  FiberEntity* fiber = nullptr;             // null when the waiter is a plain thread
+  std::atomic<std::uint32_t> woken{0};      // plain thread: set to 1 by Wake()
+};
+
+class WaitQueue {
+ public:
+  WaitQueue() = default;
+  WaitQueue(const WaitQueue&) = delete;
+  WaitQueue& operator=(const WaitQueue&) = delete;
+
+  bool empty() const { return head_ == nullptr; }
+
+  // Appends the caller as `waiter` and suspends it until Wake(waiter). `lock`
+  // must be held and guard this queue; it is released by the time Park returns
+  // (Park never re-acquires it).
+  void Park(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
+
+  // Unlinks and returns the oldest waiter, or nullptr. Call with the lock held,
+  // then Wake() the result (preferably after releasing the lock).
+  Waiter* PopFront();
+
+  // Unlinks every waiter and returns them as a list linked through `next`.
+  Waiter* PopAll();
+
+  // Resumes an unlinked waiter: readies its fiber or unblocks its thread. The
+  // waiter's memory may be gone as soon as this returns.
+  static void Wake(Waiter* waiter);
+
+  // Wakes every waiter of a list returned by PopAll().
+  static void WakeAll(Waiter* list);
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+}  // namespace weft::detail
+
+#endif  // WEFT_RUNTIME_SYNC_DETAIL_WAIT_QUEUE_H_
