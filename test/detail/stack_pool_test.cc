@@ -1,0 +1,133 @@
+#include "runtime/detail/stack_pool.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace weft::detail {
+namespace {
+
+constexpr std::size_t kSize = 64 * 1024;
+
+std::size_t CountMappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t lines = 0;
+  for (std::string line; std::getline(maps, line);) ++lines;
+  return lines;
+}
+
+class StackPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ReleasePooledStacks();
+    ConfigureStackPool(kSize, /*guard_page=*/true);
+  }
+  void TearDown() override { ReleasePooledStacks(); }
+
+  static Stack MustAllocate(std::size_t size = 0) {
+    Stack stack;
+    int error = 0;
+    EXPECT_TRUE(AllocateStack(size, &stack, &error)) << "errno " << error;
+    return stack;
+  }
+};
+
+TEST_F(StackPoolTest, StacksAreWritableAndOfTheRequestedSize) {
+  Stack stack = MustAllocate();
+  EXPECT_EQ(stack.size, kSize);
+  EXPECT_TRUE(stack.guard);
+  for (std::size_t i = 0; i < stack.size; i += 4096) stack.low[i] = 1;
+  stack.low[stack.size - 1] = 1;
+  FreeStack(stack);
+}
+
+TEST_F(StackPoolTest, SteadyStateReusesStacksWithoutMapping) {
+  FreeStack(MustAllocate());
+  const std::uint64_t maps_before = GetStackPoolStats().map_calls;
+  for (int i = 0; i < 10000; ++i) {
+    Stack a = MustAllocate();
+    Stack b = MustAllocate();
+    FreeStack(a);
+    FreeStack(b);
+  }
+  EXPECT_LE(GetStackPoolStats().map_calls - maps_before, 1u)
+      << "the pool must serve a steady allocate/free cycle without new mmap calls";
+}
+
+TEST_F(StackPoolTest, AFreedStackIsTheNextOneHandedOut) {
+  Stack first = MustAllocate();
+  FreeStack(first);
+  Stack second = MustAllocate();
+  EXPECT_EQ(first.low, second.low) << "a hot stack should be reused first";
+  FreeStack(second);
+}
+
+TEST_F(StackPoolTest, NonDefaultSizesArePooledToo) {
+  const std::size_t big = RoundUpToPages(256 * 1024);
+  Stack stack = MustAllocate(big);
+  EXPECT_EQ(stack.size, big);
+  FreeStack(stack);
+  const std::uint64_t maps_before = GetStackPoolStats().map_calls;
+  Stack again = MustAllocate(big);
+  EXPECT_EQ(again.low, stack.low);
+  EXPECT_EQ(GetStackPoolStats().map_calls, maps_before);
+  FreeStack(again);
+}
+
+TEST_F(StackPoolTest, StacksMoveBetweenThreadsWithoutLeaking) {
+  ASSERT_EQ(GetStackPoolStats().mapped, 0u);
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 1000; ++i) stacks.push_back(MustAllocate());
+  std::thread([&] {
+    for (const Stack& s : stacks) FreeStack(s);
+  }).join();  // the thread's cache flushes into the global pool when it exits
+  for (int i = 0; i < 1000; ++i) stacks[i] = MustAllocate();
+  EXPECT_EQ(GetStackPoolStats().mapped, 1000u)
+      << "stacks freed on another thread must be reused, not mapped again";
+  for (const Stack& s : stacks) FreeStack(s);
+  ReleasePooledStacks();
+  EXPECT_EQ(GetStackPoolStats().mapped, 0u) << "every stack must be back in the pool";
+}
+
+TEST_F(StackPoolTest, ReleaseUnmapsEveryPooledStack) {
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 100; ++i) stacks.push_back(MustAllocate());
+  for (const Stack& s : stacks) FreeStack(s);
+  ReleasePooledStacks();
+  EXPECT_EQ(GetStackPoolStats().mapped, 0u);
+}
+
+// With MADV_GUARD_INSTALL a guard page costs no mapping, so vm.max_map_count does
+// not cap the number of fibers; with mprotect each stack needs two mappings.
+TEST_F(StackPoolTest, GuardPagesCostMappingsOnlyWithoutKernelGuardSupport) {
+  FreeStack(MustAllocate());  // probes the guard mechanism
+  const std::size_t before = CountMappings();
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 1000; ++i) stacks.push_back(MustAllocate());
+  const std::size_t growth = CountMappings() - before;
+  if (GetStackPoolStats().guard_without_mapping) {
+    EXPECT_LT(growth, 100u);
+  } else {
+    EXPECT_GE(growth, 1000u);
+  }
+  for (const Stack& s : stacks) FreeStack(s);
+}
+
+TEST_F(StackPoolTest, WritingBelowTheStackHitsTheGuardPage) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  Stack stack = MustAllocate();
+  EXPECT_DEATH(
+      {
+        volatile char* below = stack.low - 1;
+        *below = 1;
+      },
+      "");
+  FreeStack(stack);
+}
+
+}  // namespace
+}  // namespace weft::detail
