@@ -50,7 +50,7 @@ FiberWorker* CompleteSwitch(SwitchArrival arrival) {
     case AfterSwitch::kNothing:
       break;
     case AfterSwitch::kRequeue:
-      record.from->group->Push(record.from);
+      record.from->group->Requeue(record.from);
       break;
     case AfterSwitch::kUnlock:
       record.lock->unlock();

@@ -29,11 +29,6 @@ void SchedulingGroup::Stop() {
   for (auto& worker : workers_) worker->Join();
 }
 
-void SchedulingGroup::Push(FiberEntity* fiber) {
-  if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
-  WakeIfNoSpinner();
-}
-
 void SchedulingGroup::PushBatch(FiberEntity* const* fibers, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     if (WEFT_UNLIKELY(!queue_.Push(fibers[i]))) PushOverflow(fibers[i]);
@@ -58,14 +53,6 @@ void SchedulingGroup::PushOverflow(FiberEntity* fiber) {
   overflow_tail_ = fiber;
   overflow_size_.fetch_add(1, std::memory_order_relaxed);
   overflows_.fetch_add(1, std::memory_order_relaxed);
-}
-
-FiberEntity* SchedulingGroup::Pop() {
-  FiberEntity* fiber = queue_.Pop();
-  if (WEFT_UNLIKELY(overflow_size_.load(std::memory_order_relaxed) != 0)) {
-    fiber = PopWithOverflow(fiber);
-  }
-  return fiber;
 }
 
 FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
@@ -93,14 +80,6 @@ FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
   lock.unlock();
   if (popped == nullptr) popped = queue_.Pop();
   return popped;
-}
-
-void SchedulingGroup::WakeIfNoSpinner() {
-  // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
-  // their spinner / sleeper state, or they see the fiber we just published.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (spinners_.load(std::memory_order_relaxed) > 0) return;
-  WakeOneSleeper();
 }
 
 bool SchedulingGroup::WakeOneSleeper() {

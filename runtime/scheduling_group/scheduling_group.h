@@ -60,17 +60,43 @@ class SchedulingGroup {
 
   // Makes `fiber` runnable through the shared queue and wakes a worker if no one
   // spins. Any thread.
-  void Push(FiberEntity* fiber);
+  void Push(FiberEntity* fiber) {
+    if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
+    WakeIfNoSpinner();
+  }
+  // Push for a fiber that yielded. The worker it yielded on is busy with a fiber
+  // it took from this queue and comes back to the queue when that one blocks, so
+  // the yielder cannot be stranded: the wake-up of an idle worker is a cheap
+  // best-effort check, without the fence Push() needs.
+  void Requeue(FiberEntity* fiber) {
+    if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
+    if (spinners_.load(std::memory_order_relaxed) == 0 &&
+        sleeping_mask_.load(std::memory_order_relaxed) != 0) {
+      WakeOneSleeper();
+    }
+  }
   // Pushes many fibers, then wakes as many sleepers as needed.
   void PushBatch(FiberEntity* const* fibers, std::size_t count);
   // Oldest ready fiber of the shared queue (overflow included), or nullptr.
-  FiberEntity* Pop();
+  FiberEntity* Pop() {
+    FiberEntity* fiber = queue_.Pop();
+    if (WEFT_UNLIKELY(overflow_size_.load(std::memory_order_relaxed) != 0)) {
+      fiber = PopWithOverflow(fiber);
+    }
+    return fiber;
+  }
   bool LooksEmpty() const {
     return queue_.LooksEmpty() && overflow_size_.load(std::memory_order_relaxed) == 0;
   }
 
   // Wake policy, see the file comment.
-  void WakeIfNoSpinner();
+  void WakeIfNoSpinner() {
+    // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
+    // their spinner / sleeper state, or they see the fiber we just published.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (spinners_.load(std::memory_order_relaxed) > 0) return;
+    WakeOneSleeper();
+  }
   bool WakeOneSleeper();
   bool TryStartSpinning();
   // Returns true if the caller was the last spinner.
