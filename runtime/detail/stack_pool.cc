@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <vector>
@@ -85,11 +86,28 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
   return true;
 }
 
-void UnmapStack(const Stack& stack) {
-  const std::size_t guard = stack.guard ? PageSize() : 0;
-  munmap(stack.low - guard, stack.size + guard);
-  unmap_calls.fetch_add(1, std::memory_order_relaxed);
-  mapped_count.fetch_sub(1, std::memory_order_relaxed);
+// Unmaps `stacks`, one munmap per run of adjacent stacks: each munmap costs a
+// TLB shootdown on every CPU, and stacks mapped one after another usually sit
+// next to each other.
+void UnmapStacks(std::vector<Stack>* stacks) {
+  const std::size_t page = PageSize();
+  auto begin = [page](const Stack& s) { return s.low - (s.guard ? page : 0); };
+  std::sort(stacks->begin(), stacks->end(),
+            [&](const Stack& a, const Stack& b) { return begin(a) < begin(b); });
+  std::size_t i = 0;
+  while (i < stacks->size()) {
+    char* range_begin = begin((*stacks)[i]);
+    char* range_end = (*stacks)[i].low + (*stacks)[i].size;
+    std::size_t j = i + 1;
+    while (j < stacks->size() && begin((*stacks)[j]) == range_end) {
+      range_end = (*stacks)[j].low + (*stacks)[j].size;
+      ++j;
+    }
+    munmap(range_begin, static_cast<std::size_t>(range_end - range_begin));
+    unmap_calls.fetch_add(1, std::memory_order_relaxed);
+    mapped_count.fetch_sub(j - i, std::memory_order_relaxed);
+    i = j;
+  }
 }
 
 // Stacks nobody uses, by size class. Never destroyed: thread caches flush into it
@@ -136,13 +154,13 @@ class GlobalPool {
       std::lock_guard<std::mutex> lock(mu_);
       lists.swap(lists_);
     }
+    std::vector<Stack> stacks;
     for (List& list : lists) {
-      for (FreeStackNode* node = list.head; node != nullptr;) {
-        FreeStackNode* next = node->next;
-        UnmapStack(node->stack);
-        node = next;
+      for (FreeStackNode* node = list.head; node != nullptr; node = node->next) {
+        stacks.push_back(node->stack);
       }
     }
+    UnmapStacks(&stacks);
   }
 
  private:
