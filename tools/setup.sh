@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building, testing and benchmarking weft
+# need, and only those that are missing. With everything present it installs
+# nothing and returns in well under a second.
+#
+# Usage: tools/setup.sh   (as root when something is missing)
+set -euo pipefail
+
+packages=(
+  build-essential
+  g++
+  clang
+  cmake
+  ninja-build
+  pkg-config
+  git
+  libboost-context-dev
+  libboost-fiber-dev
+  libhwloc-dev
+  libgflags-dev
+  googletest
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  gdb
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "${package}" 2>/dev/null || true)"
+  if [[ "${status}" != "install ok installed" ]]; then
+    missing+=("${package}")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  echo "setup: missing packages: ${missing[*]}" >&2
+  echo "setup: run this script as root, or install them yourself:" >&2
+  echo "  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+if ! command -v apt-get >/dev/null; then
+  echo "setup: apt-get not found; weft's scripts expect Debian 12." >&2
+  echo "setup: install the equivalents of: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+echo "setup: done"
