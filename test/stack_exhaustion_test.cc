@@ -1,0 +1,96 @@
+// What happens when no fiber stack can be mapped: creation fails cleanly and
+// the runtime keeps working. The address-space limit that forces the failure is
+// set inside a child process (a death test that is expected to exit with 0), so
+// the rest of the suite is unaffected.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "runtime/detail/sanitizers.h"
+#include "runtime/fiber.h"
+#include "runtime/runtime.h"
+#include "runtime/this_fiber.h"
+
+namespace weft {
+namespace {
+
+std::size_t VirtualMemoryBytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
+  }
+  return 0;
+}
+
+// Runs in the child: returns a description of the first broken expectation, or
+// an empty string.
+std::string ExhaustStacksAndRecover() {
+  RuntimeOptions options;
+  options.concurrency_hint = 2;
+  StartRuntime(options);
+  // Room for a few hundred 128 KiB stacks beyond what is mapped now.
+  rlimit limit{VirtualMemoryBytes() + 64 * 1024 * 1024, RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &limit) != 0) return "setrlimit failed";
+
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  std::size_t accepted = 0;
+  while (StartFiberDetached([&] {
+    started.fetch_add(1);
+    while (!release.load()) this_fiber::Yield();
+  })) {
+    if (++accepted > 100000) return "fibers never ran out of stacks";
+  }
+  if (accepted == 0) return "not a single fiber could be started";
+
+  try {
+    Fiber fiber([] {});
+    fiber.Join();
+    return "Fiber's constructor did not throw with stacks exhausted";
+  } catch (const std::system_error& e) {
+    if (std::strstr(e.what(), "vm.max_map_count") == nullptr ||
+        std::strstr(e.what(), "weft_fiber_stack_enable_guard_page") == nullptr) {
+      return std::string("the error does not say what to change: ") + e.what();
+    }
+  }
+
+  // Everything accepted runs, and once stacks come back new fibers start again.
+  release.store(true);
+  limit.rlim_cur = RLIM_INFINITY;
+  setrlimit(RLIMIT_AS, &limit);
+  Fiber after([] {});
+  after.Join();
+  TerminateRuntime();
+  if (static_cast<std::size_t>(started.load()) != accepted) {
+    return "accepted " + std::to_string(accepted) + " fibers but " +
+           std::to_string(started.load()) + " ran";
+  }
+  return "";
+}
+
+TEST(StackExhaustion, FailsCleanlyAndTheRuntimeKeepsWorking) {
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+  GTEST_SKIP() << "sanitizers reserve address space that an RLIMIT_AS cap breaks";
+#endif
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(
+      {
+        std::string failure = ExhaustStacksAndRecover();
+        if (!failure.empty()) {
+          std::fprintf(stderr, "%s\n", failure.c_str());
+          std::_Exit(1);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace weft
