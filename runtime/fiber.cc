@@ -169,7 +169,10 @@ bool BatchStartFiberDetached(std::vector<std::function<void()>> fns,
     fibers.push_back(fiber);
   }
   if (fibers.empty()) return true;
+  // One group for the whole batch: with several groups, each fiber was given its
+  // own round-robin pick.
   detail::SchedulingGroup* group = fibers.front()->group;
+  for (detail::FiberEntity* fiber : fibers) fiber->group = group;
   detail::FiberWorker* worker = detail::CurrentWorker();
   const bool counted_by_worker = detail::InFiber(worker) && worker->group() == group;
   for (std::size_t i = 0; i < fibers.size(); ++i) {

@@ -27,7 +27,12 @@ struct RuntimeState {
   std::atomic<bool> running{false};
   std::atomic<bool> closing{false};
   std::atomic<std::int64_t> launch_tickets{0};
-  // Replaced only while running is false and no ticket is held.
+  // Guards `groups` against the readers below that may run on any thread, fibers
+  // included, at any time. TerminateRuntime holds lifecycle_mutex while it waits
+  // for fibers, so those readers must not take that one.
+  std::mutex groups_mutex;
+  // Replaced only while running is false and no ticket is held, so fibers and
+  // ticket holders read it without groups_mutex.
   std::vector<std::unique_ptr<SchedulingGroup>> groups;
   std::atomic<std::size_t> next_group{0};
   std::atomic<std::uint64_t> next_id_block{1};
@@ -138,6 +143,7 @@ void StartRuntime(const RuntimeOptions& options) {
       }
       ++next_worker;
     }
+    std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
     state.groups.push_back(std::make_unique<detail::SchedulingGroup>(
         state.groups.size(), /*numa_node=*/0, options.run_queue_size, worker_cpus));
   }
@@ -167,7 +173,10 @@ void TerminateRuntime() {
     detail::FutexWaitFor(&never_signalled, 0, backoff);
   }
   for (auto& group : state.groups) group->Stop();
-  state.groups.clear();
+  {
+    std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
+    state.groups.clear();
+  }
   detail::ReleasePooledStacks();
   state.running.store(false, std::memory_order_seq_cst);
   state.closing.store(false, std::memory_order_seq_cst);
@@ -175,7 +184,7 @@ void TerminateRuntime() {
 
 std::size_t GetSchedulingGroupCount() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
+  std::lock_guard<std::mutex> lock(state.groups_mutex);
   return state.running.load() ? state.groups.size() : 0;
 }
 
@@ -183,7 +192,7 @@ bool IsRunningInFiberWorker() { return detail::CurrentWorker() != nullptr; }
 
 RuntimeStats GetRuntimeStats() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
+  std::lock_guard<std::mutex> lock(state.groups_mutex);
   RuntimeStats stats;
   for (const auto& group : state.groups) {
     stats.scheduling_groups.emplace_back();

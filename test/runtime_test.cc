@@ -350,6 +350,25 @@ TEST(Runtime, TerminateWaitsForFibersBlockedInJoin) {
   EXPECT_EQ(kJoiners, joined.load());
 }
 
+// Fibers may inspect the runtime while TerminateRuntime waits for them.
+TEST(Runtime, FibersCanReadStatsWhileTheRuntimeTerminates) {
+  StartRuntime(OptionsWithWorkers(2));
+  std::atomic<int> reads{0};
+  std::atomic<bool> started{false};
+  ASSERT_TRUE(StartFiberDetached([&] {
+    started = true;
+    for (int i = 0; i != 2000; ++i) {
+      if (GetSchedulingGroupCount() == 1 && GetRuntimeStats().scheduling_groups.size() == 1) {
+        reads.fetch_add(1, std::memory_order_relaxed);
+      }
+      this_fiber::Yield();
+    }
+  }));
+  ASSERT_TRUE(PollUntil([&] { return started.load(); }, "the fiber to start"));
+  TerminateRuntime();
+  EXPECT_EQ(reads.load(), 2000);
+}
+
 TEST(Runtime, IsRunningInFiberWorkerOnlyOnWorkers) {
   EXPECT_FALSE(IsRunningInFiberWorker());
   Runtime runtime(OptionsWithWorkers(2));
