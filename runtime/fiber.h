@@ -84,7 +84,8 @@ void RunAndDestroy(void* storage) {
 template <class F>
 FiberEntity* PrepareFiber(const FiberAttributes& attrs, F&& f, int* error) {
   using Fn = std::decay_t<F>;
-  static_assert(std::is_invocable_v<Fn>, "a fiber's callable must be invocable with no arguments");
+  static_assert(std::is_invocable_v<Fn>,
+                "a fiber's callable must be invocable with no arguments");
   FiberEntity* fiber = AllocateFiber(attrs, sizeof(Fn), alignof(Fn), error);
   if (fiber == nullptr) return nullptr;
   try {

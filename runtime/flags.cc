@@ -7,13 +7,16 @@ DEFINE_uint64(weft_concurrency_hint, 0,
 DEFINE_uint64(weft_scheduling_group_size, 0,
               "Workers per scheduling group (1..64); 0 = automatic.");
 DEFINE_bool(weft_numa_aware, true, "Keep each scheduling group within one NUMA node.");
-DEFINE_uint64(weft_work_stealing_ratio, 16,
-              "Steal from a group on the same NUMA node every n-th idle round; 0 = never.");
-DEFINE_uint64(weft_cross_numa_work_stealing_ratio, 0,
-              "Steal from a group on another NUMA node every n-th idle round; 0 = never.");
+DEFINE_uint64(
+    weft_work_stealing_ratio, 16,
+    "Steal from a group on the same NUMA node every n-th idle round; 0 = never.");
+DEFINE_uint64(
+    weft_cross_numa_work_stealing_ratio, 0,
+    "Steal from a group on another NUMA node every n-th idle round; 0 = never.");
 DEFINE_uint64(weft_fiber_run_queue_size, 65536,
               "Capacity of each scheduling group's run queue (a power of two).");
-DEFINE_uint64(weft_fiber_stack_size, 131072, "Default fiber stack size in bytes (>= 16384).");
+DEFINE_uint64(weft_fiber_stack_size, 131072,
+              "Default fiber stack size in bytes (>= 16384).");
 DEFINE_bool(weft_fiber_stack_enable_guard_page, true,
             "Put an inaccessible guard page below every fiber stack.");
 DEFINE_string(weft_fiber_worker_accessible_cpus, "",

@@ -74,13 +74,13 @@ struct WorkerStats {
 
 struct SchedulingGroupStats {
   std::size_t numa_node = 0;
-  std::uint64_t fibers_created = 0;   // placed in this group, by fibers or threads
+  std::uint64_t fibers_created = 0;  // placed in this group, by fibers or threads
   std::uint64_t fibers_finished = 0;
-  std::uint64_t fibers_alive = 0;     // created - finished
-  std::size_t run_queue_depth = 0;    // ready fibers waiting, overflow included
+  std::uint64_t fibers_alive = 0;         // created - finished
+  std::size_t run_queue_depth = 0;        // ready fibers waiting, overflow included
   std::uint64_t run_queue_overflows = 0;  // pushes that found the queue full
   std::uint64_t timers_fired = 0;
-  std::uint64_t spins = 0;            // sums over the workers
+  std::uint64_t spins = 0;  // sums over the workers
   std::uint64_t sleeps = 0;
   std::uint64_t wakeups = 0;
   std::uint64_t steals_within_numa_node = 0;

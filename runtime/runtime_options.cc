@@ -59,10 +59,10 @@ void RuntimeOptions::Validate() const {
   CheckRange("run_queue_size", "weft_fiber_run_queue_size", run_queue_size, 2,
              std::size_t{1} << 24, ", a power of two");
   if ((run_queue_size & (run_queue_size - 1)) != 0) {
-    throw std::invalid_argument("weft: RuntimeOptions::run_queue_size "
-                                "(--weft_fiber_run_queue_size) is " +
-                                std::to_string(run_queue_size) +
-                                "; it must be a power of two in 2..16777216");
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::run_queue_size "
+        "(--weft_fiber_run_queue_size) is " +
+        std::to_string(run_queue_size) + "; it must be a power of two in 2..16777216");
   }
   CheckRange("stack_size", "weft_fiber_stack_size", stack_size, 16384,
              std::size_t{1} << 30, " bytes");

@@ -358,7 +358,8 @@ TEST(Runtime, FibersCanReadStatsWhileTheRuntimeTerminates) {
   ASSERT_TRUE(StartFiberDetached([&] {
     started = true;
     for (int i = 0; i != 2000; ++i) {
-      if (GetSchedulingGroupCount() == 1 && GetRuntimeStats().scheduling_groups.size() == 1) {
+      if (GetSchedulingGroupCount() == 1 &&
+          GetRuntimeStats().scheduling_groups.size() == 1) {
         reads.fetch_add(1, std::memory_order_relaxed);
       }
       this_fiber::Yield();

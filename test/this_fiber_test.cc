@@ -194,7 +194,8 @@ TEST(ThisFiber, AYieldingFiberIsResumedOnMoreThanOneWorker) {
   Fiber yielder([&] {
     yielder_thread = OsThreadId();
     threads.insert(yielder_thread);
-    while (threads.size() < 2 && foreign_yields.load(std::memory_order_relaxed) < enough) {
+    while (threads.size() < 2 &&
+           foreign_yields.load(std::memory_order_relaxed) < enough) {
       this_fiber::Yield();
       ++yields;
       yielder_thread = OsThreadId();
@@ -204,10 +205,10 @@ TEST(ThisFiber, AYieldingFiberIsResumedOnMoreThanOneWorker) {
   });
   yielder.Join();
   for (Fiber& fiber : busy) fiber.Join();
-  EXPECT_GE(threads.size(), 2u) << "a yielding fiber stayed on one of " << kWorkers
-                                << " busy workers for " << yields << " yields while the "
-                                << "other workers yielded " << foreign_yields.load()
-                                << " times";
+  EXPECT_GE(threads.size(), 2u)
+      << "a yielding fiber stayed on one of " << kWorkers << " busy workers for "
+      << yields << " yields while the "
+      << "other workers yielded " << foreign_yields.load() << " times";
 }
 
 }  // namespace

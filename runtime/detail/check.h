@@ -30,7 +30,7 @@ class FatalMessage {
 
 }  // namespace weft::detail
 
-#define WEFT_CHECK(cond) \
+#define WEFT_CHECK(cond)         \
   while (WEFT_UNLIKELY(!(cond))) \
   ::weft::detail::FatalMessage(__FILE__, __LINE__, #cond).stream()
 

@@ -39,7 +39,8 @@ inline void BeforeSwitch([[maybe_unused]] MachineContext* from,
 #endif
 }
 
-inline SwitchArrival AfterSwitch(bctx::transfer_t t, [[maybe_unused]] MachineContext* self) {
+inline SwitchArrival AfterSwitch(bctx::transfer_t t,
+                                 [[maybe_unused]] MachineContext* self) {
   auto* packet = static_cast<SwitchPacket*>(t.data);
 #ifdef WEFT_ASAN
   __sanitizer_finish_switch_fiber(self->asan_fake_stack, nullptr, nullptr);
@@ -58,7 +59,8 @@ void EntryTrampoline(bctx::transfer_t t) {
 
 }  // namespace
 
-void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top, ContextEntry entry) {
+void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top,
+                 ContextEntry entry) {
   std::size_t size = static_cast<char*>(stack_top) - static_cast<char*>(stack_low);
   ctx->entry = entry;
   ctx->stack_low = stack_low;

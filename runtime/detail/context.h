@@ -37,7 +37,8 @@ struct SwitchArrival {
 
 // Prepares `ctx` to start running `entry` on the stack [stack_low, stack_top).
 // The first switch to it calls entry() with the arrival; entry must never return.
-void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top, ContextEntry entry);
+void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top,
+                 ContextEntry entry);
 
 // Describes the calling thread's own stack in `ctx` so that fibers can switch
 // back to it.

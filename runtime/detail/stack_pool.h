@@ -21,9 +21,9 @@
 namespace weft::detail {
 
 struct Stack {
-  char* low = nullptr;    // lowest usable byte (just above the guard page)
-  std::size_t size = 0;   // usable bytes; the stack's top is low + size
-  bool guard = false;     // whether a guard page sits below `low`
+  char* low = nullptr;   // lowest usable byte (just above the guard page)
+  std::size_t size = 0;  // usable bytes; the stack's top is low + size
+  bool guard = false;    // whether a guard page sits below `low`
 };
 
 // Sets the size class that thread caches serve. Called by StartRuntime.
@@ -44,9 +44,9 @@ void FreeStack(const Stack& stack);
 void ReleasePooledStacks();
 
 struct StackPoolStats {
-  std::uint64_t mapped = 0;        // stacks currently mapped (in use or pooled)
-  std::uint64_t map_calls = 0;     // mmap calls ever made for stacks
-  std::uint64_t unmap_calls = 0;   // munmap calls ever made for stacks
+  std::uint64_t mapped = 0;            // stacks currently mapped (in use or pooled)
+  std::uint64_t map_calls = 0;         // mmap calls ever made for stacks
+  std::uint64_t unmap_calls = 0;       // munmap calls ever made for stacks
   bool guard_without_mapping = false;  // MADV_GUARD_INSTALL is in use
 };
 StackPoolStats GetStackPoolStats();

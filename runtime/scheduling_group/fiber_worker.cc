@@ -84,7 +84,8 @@ void FiberWorker::Run() {
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
   }
   char name[16];
-  std::snprintf(name, sizeof(name), "weft-g%zu-w%zu", group_->index() % 1000, index_ % 100);
+  std::snprintf(name, sizeof(name), "weft-g%zu-w%zu", group_->index() % 1000,
+                index_ % 100);
   pthread_setname_np(pthread_self(), name);
 
   current_worker = this;
@@ -104,7 +105,8 @@ FiberEntity* FiberWorker::PickNext() {
       if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
         return fiber;
       }
-    } else if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
+    } else if (FiberEntity* fiber =
+                   run_next_.exchange(nullptr, std::memory_order_acquire)) {
       // Fairness: the run-next fiber goes behind the queue's fibers.
       run_next_streak_ = 0;
       group_->Push(fiber);

@@ -108,7 +108,9 @@ class SchedulingGroup {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   // A fiber was placed in this group by someone other than one of its workers.
-  void CountExternalCreated() { external_created_.fetch_add(1, std::memory_order_seq_cst); }
+  void CountExternalCreated() {
+    external_created_.fetch_add(1, std::memory_order_seq_cst);
+  }
   // Fibers placed in / finished in this group so far. To tell whether any fiber
   // is alive, read every group's FinishedCount() before any CreatedCount(): a
   // fiber is created before it can finish, so that order never undercounts.

@@ -12,14 +12,17 @@ namespace {
 
 constexpr long kMaxCpu = 1 << 16;
 
-[[noreturn]] void Reject(const char* option, const std::string& text, const std::string& why) {
-  throw std::invalid_argument(std::string("weft: ") + option + " \"" + text + "\" " + why);
+[[noreturn]] void Reject(const char* option, const std::string& text,
+                         const std::string& why) {
+  throw std::invalid_argument(std::string("weft: ") + option + " \"" + text + "\" " +
+                              why);
 }
 
 long ParseNumber(const std::string& text, std::size_t* pos, const char* option) {
   if (*pos >= text.size() || !std::isdigit(static_cast<unsigned char>(text[*pos]))) {
-    Reject(option, text, "is malformed: expected a CPU number at offset " +
-                             std::to_string(*pos) + " (format: \"0-7,9\")");
+    Reject(option, text,
+           "is malformed: expected a CPU number at offset " + std::to_string(*pos) +
+               " (format: \"0-7,9\")");
   }
   long value = 0;
   while (*pos < text.size() && std::isdigit(static_cast<unsigned char>(text[*pos]))) {
@@ -45,7 +48,8 @@ std::vector<int> SyntheticCpus(const std::string& description) {
   std::vector<int> cpus;
   int n = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PU);
   for (int i = 0; i < n; ++i) {
-    cpus.push_back(static_cast<int>(hwloc_get_obj_by_type(topology, HWLOC_OBJ_PU, i)->os_index));
+    cpus.push_back(
+        static_cast<int>(hwloc_get_obj_by_type(topology, HWLOC_OBJ_PU, i)->os_index));
   }
   hwloc_topology_destroy(topology);
   std::sort(cpus.begin(), cpus.end());
@@ -77,15 +81,17 @@ std::vector<int> ParseCpuList(const std::string& text, const char* option) {
       ++pos;
       last = ParseNumber(text, &pos, option);
       if (last < first) {
-        Reject(option, text, "has a descending range " + std::to_string(first) + "-" +
-                                 std::to_string(last) + "; write it low-high");
+        Reject(option, text,
+               "has a descending range " + std::to_string(first) + "-" +
+                   std::to_string(last) + "; write it low-high");
       }
     }
     for (long cpu = first; cpu <= last; ++cpu) cpus.push_back(static_cast<int>(cpu));
     if (pos < text.size()) {
       if (text[pos] != ',' || pos + 1 == text.size()) {
-        Reject(option, text, "is malformed at offset " + std::to_string(pos) +
-                                 " (format: comma-separated CPUs and ranges, \"0-7,9\")");
+        Reject(option, text,
+               "is malformed at offset " + std::to_string(pos) +
+                   " (format: comma-separated CPUs and ranges, \"0-7,9\")");
       }
       ++pos;
     }

@@ -59,7 +59,8 @@ class ContextTest : public ::testing::Test {
 };
 
 TEST_F(ContextTest, SwitchesBackAndForthPassingData) {
-  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size, &PingEntry);
+  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size,
+              &PingEntry);
   long value = 0;
   for (int i = 0; i < 100000; ++i) {
     SwitchArrival arrival =
@@ -73,8 +74,10 @@ TEST_F(ContextTest, SwitchesBackAndForthPassingData) {
 }
 
 TEST_F(ContextTest, AContextCanHandOffToAnotherAndExit) {
-  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size, &ChainEntry);
-  MakeContext(&pong_context, pong_stack_.low, pong_stack_.low + pong_stack_.size, &PongEntry);
+  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size,
+              &ChainEntry);
+  MakeContext(&pong_context, pong_stack_.low, pong_stack_.low + pong_stack_.size,
+              &PongEntry);
   SwitchArrival arrival = SwitchContext(&main_context, &ping_context, nullptr);
   EXPECT_EQ(arrival.from, &pong_context);
   EXPECT_EQ(trace, (std::vector<int>{-2, -1}));

@@ -1,7 +1,5 @@
 #include "runtime/detail/stack_pool.h"
 
-#include "runtime/detail/sanitizers.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +7,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "runtime/detail/sanitizers.h"
 
 namespace weft::detail {
 namespace {

@@ -102,8 +102,8 @@ TEST_P(RunQueueTorture, DeliversEveryItemExactlyOnce) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, RunQueueTorture,
                          ::testing::Values(TortureCase{1, 1, 2}, TortureCase{4, 4, 4},
-                                         TortureCase{4, 1, 16}, TortureCase{1, 4, 1024},
-                                         TortureCase{8, 8, 65536}),
+                                           TortureCase{4, 1, 16}, TortureCase{1, 4, 1024},
+                                           TortureCase{8, 8, 65536}),
                          [](const ::testing::TestParamInfo<TortureCase>& info) {
                            return std::to_string(info.param.producers) + "Producers" +
                                   std::to_string(info.param.consumers) + "Consumers" +

@@ -22,8 +22,8 @@ struct FiberEntity;
 
 struct Waiter {
   Waiter* next = nullptr;
-  FiberEntity* fiber = nullptr;             // null when the waiter is a plain thread
-  std::atomic<std::uint32_t> woken{0};      // plain thread: set to 1 by Wake()
+  FiberEntity* fiber = nullptr;         // null when the waiter is a plain thread
+  std::atomic<std::uint32_t> woken{0};  // plain thread: set to 1 by Wake()
 };
 
 class WaitQueue {
