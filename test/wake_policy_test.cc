@@ -23,6 +23,7 @@ using testing::kGenerousTimeout;
 using testing::OptionsWithWorkers;
 using testing::PollUntil;
 using testing::Scaled;
+using testing::WaitOrAbort;
 using testing::Watchdog;
 
 struct SleepCounters {
@@ -91,10 +92,10 @@ TEST(WakePolicy, PlainThreadsSeeEveryStoreOfTheFibersTheyStart) {
           mine.store(i, std::memory_order_release);
         })) << "thread "
             << t << ", hand-off " << i;
-        ASSERT_TRUE(
+        WaitOrAbort(
             PollUntil([&mine, i] { return mine.load(std::memory_order_acquire) == i; },
                       "thread " + std::to_string(t) + "'s fiber number " +
-                          std::to_string(i) + " to run"));
+                          std::to_string(i) + " to run (a lost wake-up?)"));
       }
     });
   }
@@ -124,9 +125,9 @@ TEST(WakePolicy, HandOffsArrivingAtEveryStageOfFallingAsleepWakeTheWorker) {
     BusyWaitFor(std::chrono::nanoseconds((random >> 8) % 100000));
     ASSERT_TRUE(
         StartFiberDetached([&seen, i] { seen.store(i, std::memory_order_release); }));
-    ASSERT_TRUE(PollUntil([&] { return seen.load(std::memory_order_acquire) == i; },
-                          "fiber number " + std::to_string(i) + " to run"))
-        << "a wake-up was lost";
+    WaitOrAbort(
+        PollUntil([&] { return seen.load(std::memory_order_acquire) == i; },
+                  "fiber number " + std::to_string(i) + " to run (a lost wake-up?)"));
   }
   TerminateRuntime();  // no fiber may outlive `seen`, even after a failure
 }
@@ -178,9 +179,10 @@ void RunChain(const RuntimeOptions& options, std::size_t length) {
   Runtime runtime(options);
   Chain chain(length, GetSchedulingGroupCount());
   ASSERT_TRUE(chain.Start());
-  ASSERT_TRUE(PollUntil([&] { return chain.done(); }, "the chain of fibers to end",
-                        2 * kGenerousTimeout))
-      << "stalled after " << chain.links_run() << " of " << length << " links";
+  WaitOrAbort(PollUntil([&] { return chain.done(); },
+                        "the chain of fibers to end (a lost wake-up?)",
+                        2 * kGenerousTimeout)
+              << "; stalled after " << chain.links_run() << " of " << length << " links");
   TerminateRuntime();
   EXPECT_FALSE(chain.broken()) << "a link ran out of order, twice, or failed to start";
   EXPECT_EQ(length, chain.links_run());
