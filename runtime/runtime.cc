@@ -87,9 +87,9 @@ void ReleaseLaunchTicket() {
 }
 
 SchedulingGroup* GroupForNewFiber(std::size_t requested, FiberWorker* worker) {
+  if (requested == kNearestSchedulingGroup && worker != nullptr) return worker->group();
   RuntimeState& state = State();
   const std::size_t count = state.groups.size();
-  if (requested == kNearestSchedulingGroup && worker != nullptr) return worker->group();
   if (requested == kNearestSchedulingGroup || requested == kUnspecifiedSchedulingGroup) {
     if (count == 1) return state.groups[0].get();
     return state.groups[state.next_group.fetch_add(1, std::memory_order_relaxed) % count]

@@ -6,7 +6,11 @@
 namespace weft::detail {
 
 void DropFiberReference(FiberEntity* fiber) {
-  if (fiber->references.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // A sole owner needs no read-modify-write: no one else can touch the count.
+  if (fiber->references.load(std::memory_order_acquire) != 1 &&
+      fiber->references.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+    return;
+  }
   const Stack stack = fiber->stack;
   fiber->~FiberEntity();
   FreeStack(stack);

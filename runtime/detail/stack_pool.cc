@@ -182,10 +182,11 @@ class GlobalPool {
   std::vector<List> lists_;  // a handful of size classes at most
 };
 
+void RegisterThreadCacheFlush();
+
 // Per-thread cache of stacks of one size class (the default when it was filled).
 class ThreadCache {
  public:
-  ~ThreadCache() { Flush(); }
 
   bool Allocate(SizeClass cls, Stack* out, int* error) {
     Adopt(cls);
@@ -219,6 +220,7 @@ class ThreadCache {
   // size hands the old stacks back to the global pool.
   void Adopt(SizeClass cls) {
     if (cls_ == cls) return;
+    if (cls_.size == 0) RegisterThreadCacheFlush();  // first use on this thread
     Flush();
     cls_ = cls;
   }
@@ -238,7 +240,19 @@ class ThreadCache {
   std::size_t count_ = 0;
 };
 
+// The cache is a plain thread_local without a destructor, so accesses need no
+// initialization guard; a second, guarded thread_local flushes it when the
+// thread exits, and is touched once per thread.
 thread_local ThreadCache thread_cache;
+
+struct ThreadCacheFlusher {
+  ~ThreadCacheFlusher() { thread_cache.Flush(); }
+};
+
+void RegisterThreadCacheFlush() {
+  thread_local ThreadCacheFlusher flusher;
+  (void)flusher;
+}
 
 }  // namespace
 

@@ -150,9 +150,10 @@ void FiberWorker::ReadyLocal(FiberEntity* fiber) {
   if (displaced != nullptr) {
     group_->Push(displaced);
   } else {
-    // Like a push: an idle worker must be around in case the current fiber
-    // keeps running and the slot's fiber has to be taken elsewhere.
-    group_->WakeIfNoSpinner();
+    // An idle worker may take the slot's fiber if the current one keeps running.
+    // Best effort, like a requeue: this worker takes it itself as soon as the
+    // current fiber blocks, so a missed wake-up delays it but cannot strand it.
+    group_->WakeIfIdleWorkerSleeps();
   }
 }
 
@@ -277,13 +278,19 @@ void FiberMain(SwitchArrival arrival) {
                   static_cast<unsigned long long>(self->id));
     FatalError(message);
   }
-  Waiter* joiners;
-  {
-    std::lock_guard<Spinlock> lock(self->exit_lock);
+  if (self->references.load(std::memory_order_acquire) == 1) {
+    // No Fiber handle is left (detached, or never joinable), so no one can be
+    // joining: skip the exit lock.
     self->exited.store(true, std::memory_order_release);
-    joiners = self->joiners.PopAll();
+  } else {
+    Waiter* joiners;
+    {
+      std::lock_guard<Spinlock> lock(self->exit_lock);
+      self->exited.store(true, std::memory_order_release);
+      joiners = self->joiners.PopAll();
+    }
+    WaitQueue::WakeAll(joiners);
   }
-  WaitQueue::WakeAll(joiners);
   // The fiber may have moved to another worker while it ran.
   worker = CurrentWorker();
   worker->stats_.fibers_finished.Add();

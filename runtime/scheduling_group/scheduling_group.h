@@ -70,6 +70,12 @@ class SchedulingGroup {
   // best-effort check, without the fence Push() needs.
   void Requeue(FiberEntity* fiber) {
     if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
+    WakeIfIdleWorkerSleeps();
+  }
+  // Wakes a sleeper when no one spins, without the fence of WakeIfNoSpinner: may
+  // miss a worker that is just falling asleep. Only for work that the calling
+  // worker is bound to pick up itself.
+  void WakeIfIdleWorkerSleeps() {
     if (spinners_.load(std::memory_order_relaxed) == 0 &&
         sleeping_mask_.load(std::memory_order_relaxed) != 0) {
       WakeOneSleeper();
