@@ -1,6 +1,6 @@
 // The weft_* gflags. They only fill RuntimeOptions (RuntimeOptions::FromFlags);
 // the library never parses the command line.
-#include <gflags/gflags.h>
+#include "runtime/flags.h"
 
 DEFINE_uint64(weft_concurrency_hint, 0,
               "Total FiberWorker threads; 0 = one per CPU the process may run on.");

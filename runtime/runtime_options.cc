@@ -1,22 +1,9 @@
-#include <gflags/gflags.h>
-
 #include <stdexcept>
 #include <string>
 
+#include "runtime/flags.h"
 #include "runtime/runtime.h"
 #include "runtime/scheduling_group/topology.h"
-
-DECLARE_uint64(weft_concurrency_hint);
-DECLARE_uint64(weft_scheduling_group_size);
-DECLARE_bool(weft_numa_aware);
-DECLARE_uint64(weft_work_stealing_ratio);
-DECLARE_uint64(weft_cross_numa_work_stealing_ratio);
-DECLARE_uint64(weft_fiber_run_queue_size);
-DECLARE_uint64(weft_fiber_stack_size);
-DECLARE_bool(weft_fiber_stack_enable_guard_page);
-DECLARE_string(weft_fiber_worker_accessible_cpus);
-DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
-DECLARE_string(weft_topology);
 
 namespace weft {
 namespace {

@@ -15,20 +15,9 @@
 
 #include "gtest/gtest.h"
 #include "runtime/fiber.h"
+#include "runtime/flags.h"
 #include "runtime/this_fiber.h"
 #include "test/test_util.h"
-
-DECLARE_uint64(weft_concurrency_hint);
-DECLARE_uint64(weft_scheduling_group_size);
-DECLARE_bool(weft_numa_aware);
-DECLARE_uint64(weft_work_stealing_ratio);
-DECLARE_uint64(weft_cross_numa_work_stealing_ratio);
-DECLARE_uint64(weft_fiber_run_queue_size);
-DECLARE_uint64(weft_fiber_stack_size);
-DECLARE_bool(weft_fiber_stack_enable_guard_page);
-DECLARE_string(weft_fiber_worker_accessible_cpus);
-DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
-DECLARE_string(weft_topology);
 
 namespace weft {
 namespace {
@@ -189,8 +178,8 @@ TEST(RuntimeOptions, AcceptBoundaryValues) {
   EXPECT_NO_THROW(options.Validate());
 }
 
-TEST(RuntimeOptions, DefaultsAreTheDocumentedOnes) {
-  const RuntimeOptions options;
+// The defaults API.md documents for the options and their flags.
+void ExpectDocumentedDefaults(const RuntimeOptions& options) {
   EXPECT_EQ(0u, options.concurrency_hint);
   EXPECT_EQ(0u, options.scheduling_group_size);
   EXPECT_TRUE(options.numa_aware);
@@ -202,22 +191,16 @@ TEST(RuntimeOptions, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ("", options.accessible_cpus);
   EXPECT_FALSE(options.disallow_cpu_migration);
   EXPECT_EQ("", options.topology);
+}
+
+TEST(RuntimeOptions, DefaultsAreTheDocumentedOnes) {
+  const RuntimeOptions options;
+  ExpectDocumentedDefaults(options);
   EXPECT_NO_THROW(options.Validate());
 }
 
 TEST(RuntimeOptions, FromFlagsReturnsTheDocumentedDefaults) {
-  const RuntimeOptions options = RuntimeOptions::FromFlags();
-  EXPECT_EQ(0u, options.concurrency_hint);
-  EXPECT_EQ(0u, options.scheduling_group_size);
-  EXPECT_TRUE(options.numa_aware);
-  EXPECT_EQ(16u, options.work_stealing_ratio);
-  EXPECT_EQ(0u, options.cross_numa_work_stealing_ratio);
-  EXPECT_EQ(65536u, options.run_queue_size);
-  EXPECT_EQ(131072u, options.stack_size);
-  EXPECT_TRUE(options.stack_guard_page);
-  EXPECT_EQ("", options.accessible_cpus);
-  EXPECT_FALSE(options.disallow_cpu_migration);
-  EXPECT_EQ("", options.topology);
+  ExpectDocumentedDefaults(RuntimeOptions::FromFlags());
 }
 
 TEST(RuntimeOptions, FromFlagsReadsEveryFlag) {
