@@ -3,6 +3,7 @@
 // set inside a child process (a death test that is expected to exit with 0), so
 // the rest of the suite is unaffected.
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -32,9 +33,16 @@ std::size_t VirtualMemoryBytes() {
 // Runs in the child: returns a description of the first broken expectation, or
 // an empty string.
 std::string ExhaustStacksAndRecover() {
+  // Only fiber stacks may run out, not the heap that error messages and the test
+  // itself use: one malloc arena (a new thread would otherwise map a 64 MiB arena
+  // of its own at any time), grown now and kept (no trimming, no mmap'd chunks).
+  mallopt(M_ARENA_MAX, 1);
   RuntimeOptions options;
   options.concurrency_hint = 2;
   StartRuntime(options);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+  std::free(std::malloc(16 * 1024 * 1024));
   // Room for a few hundred 128 KiB stacks beyond what is mapped now.
   rlimit limit{VirtualMemoryBytes() + 64 * 1024 * 1024, RLIM_INFINITY};
   if (setrlimit(RLIMIT_AS, &limit) != 0) return "setrlimit failed";

@@ -19,41 +19,15 @@ namespace weft::detail {
 namespace {
 
 namespace bctx = boost::context::detail;
-
-// Lives on the switcher's stack, which stays intact until the receiver has read it.
-struct SwitchPacket {
-  MachineContext* from;
-  MachineContext* to;
-  void* data;
-};
-
-inline void BeforeSwitch([[maybe_unused]] MachineContext* from,
-                         [[maybe_unused]] MachineContext* to,
-                         [[maybe_unused]] bool from_exits) {
-#ifdef WEFT_ASAN
-  __sanitizer_start_switch_fiber(from_exits ? nullptr : &from->asan_fake_stack,
-                                 to->stack_low, to->stack_size);
-#endif
-#ifdef WEFT_TSAN
-  __tsan_switch_to_fiber(to->tsan_fiber, 0);
-#endif
-}
-
-inline SwitchArrival AfterSwitch(bctx::transfer_t t,
-                                 [[maybe_unused]] MachineContext* self) {
-  auto* packet = static_cast<SwitchPacket*>(t.data);
-#ifdef WEFT_ASAN
-  __sanitizer_finish_switch_fiber(self->asan_fake_stack, nullptr, nullptr);
-#endif
-  packet->from->fctx = t.fctx;
-  return SwitchArrival{packet->from, packet->data};
-}
+using context_internal::SwitchPacket;
 
 void EntryTrampoline(bctx::transfer_t t) {
-  MachineContext* self = static_cast<SwitchPacket*>(t.data)->to;
+  auto* packet = static_cast<SwitchPacket*>(t.data);
+  MachineContext* self = packet->to;
   self->asan_fake_stack = nullptr;
-  SwitchArrival arrival = AfterSwitch(t, self);
-  self->entry(arrival);
+  context_internal::AfterSwitch(self);
+  packet->from->fctx = t.fctx;
+  self->entry(SwitchArrival{packet->from, packet->data});
   FatalError("a fiber context entry function returned");
 }
 
@@ -67,10 +41,6 @@ void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top,
   ctx->stack_size = size;
   ctx->asan_fake_stack = nullptr;
   ctx->fctx = bctx::make_fcontext(stack_top, size, &EntryTrampoline);
-#ifdef WEFT_ASAN
-  // A pooled stack may still carry poison from frames of its previous fiber.
-  __asan_unpoison_memory_region(stack_low, size);
-#endif
 #ifdef WEFT_TSAN
   ctx->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -100,17 +70,6 @@ void DestroyContext([[maybe_unused]] MachineContext* ctx) {
   }
 #endif
   ctx->fctx = nullptr;
-}
-
-SwitchArrival SwitchContext(MachineContext* from, MachineContext* to, void* data,
-                            bool from_exits) {
-  SwitchPacket packet{from, to, data};
-  BeforeSwitch(from, to, from_exits);
-  void* target = to->fctx;
-  WEFT_DCHECK(target != nullptr) << "switching to a context that is not suspended";
-  to->fctx = nullptr;
-  bctx::transfer_t t = bctx::jump_fcontext(target, &packet);
-  return AfterSwitch(t, from);
 }
 
 }  // namespace weft::detail

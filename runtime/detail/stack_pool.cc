@@ -10,6 +10,11 @@
 #include <vector>
 
 #include "runtime/detail/check.h"
+#include "runtime/detail/sanitizers.h"
+
+#ifdef WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -187,7 +192,6 @@ void RegisterThreadCacheFlush();
 // Per-thread cache of stacks of one size class (the default when it was filled).
 class ThreadCache {
  public:
-
   bool Allocate(SizeClass cls, Stack* out, int* error) {
     Adopt(cls);
     if (head_ == nullptr) {
@@ -266,6 +270,15 @@ std::size_t RoundUpToPages(std::size_t size) {
   return (size + page - 1) / page * page;
 }
 
+// A pooled stack may still carry ASan poison (redzones) from the frames of the
+// fiber that used it before; the next fiber's control block, callable and frames
+// may lie anywhere in it.
+void UnpoisonForReuse([[maybe_unused]] const Stack& stack) {
+#ifdef WEFT_ASAN
+  __asan_unpoison_memory_region(stack.low, stack.size);
+#endif
+}
+
 bool AllocateStack(std::size_t size, Stack* out, int* error) {
   SizeClass cls = DefaultClass();
   if (size != 0 && size != cls.size) {
@@ -274,9 +287,12 @@ bool AllocateStack(std::size_t size, Stack* out, int* error) {
     FreeStackNode* node = GlobalPool::Instance().Take(other, 1, &taken);
     if (node == nullptr) return MapStack(other, out, error);
     *out = node->stack;
+    UnpoisonForReuse(*out);
     return true;
   }
-  return thread_cache.Allocate(cls, out, error);
+  if (!thread_cache.Allocate(cls, out, error)) return false;
+  UnpoisonForReuse(*out);
+  return true;
 }
 
 void FreeStack(const Stack& stack) {

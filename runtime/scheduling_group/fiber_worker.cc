@@ -99,7 +99,7 @@ void FiberWorker::Run() {
   current_worker = nullptr;
 }
 
-FiberEntity* FiberWorker::PickNext() {
+__attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
   if (run_next_.load(std::memory_order_relaxed) != nullptr) {
     if (++run_next_streak_ <= kMaxRunNextStreak || group_->LooksEmpty()) {
       if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
@@ -116,7 +116,9 @@ FiberEntity* FiberWorker::PickNext() {
   return group_->Pop();
 }
 
-void FiberWorker::SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock) {
+// Always inlined into its callers, for the reason given at SwitchContext.
+__attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
+    FiberEntity* next, AfterSwitch action, Spinlock* lock) {
   FiberEntity* self = current_;
   SwitchRecord record{this, self, action, lock};
   MachineContext* target = &scheduler_context_;
