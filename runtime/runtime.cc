@@ -43,24 +43,6 @@ RuntimeState& State() {
   return *state;
 }
 
-// Splits `workers` into `groups` sizes differing by at most one.
-std::vector<std::size_t> EvenSplit(std::size_t workers, std::size_t groups) {
-  std::vector<std::size_t> sizes(groups, workers / groups);
-  for (std::size_t i = 0; i < workers % groups; ++i) ++sizes[i];
-  return sizes;
-}
-
-std::vector<std::size_t> GroupSizes(const RuntimeOptions& options, std::size_t workers) {
-  if (options.scheduling_group_size != 0) {
-    std::size_t size = options.scheduling_group_size;
-    return EvenSplit(workers, (workers + size - 1) / size);
-  }
-  // Automatic: one group up to 15 workers; beyond, the fewest groups of at most
-  // 15, which then hold at least 8 each, and every worker is used.
-  constexpr std::size_t kMaxAutoGroupSize = 15;
-  return EvenSplit(workers, (workers + kMaxAutoGroupSize - 1) / kMaxAutoGroupSize);
-}
-
 std::uint64_t AliveFibers(const RuntimeState& state) {
   std::uint64_t finished = 0;
   for (const auto& group : state.groups) finished += group->FinishedCount();
@@ -120,32 +102,22 @@ std::uint64_t NextFiberId() {
 }  // namespace detail
 
 void StartRuntime(const RuntimeOptions& options) {
-  options.Validate();
+  detail::ValidateOptionRanges(options);
+  // Throws for a bad topology, accessible_cpus or layout, before any thread starts.
+  const std::vector<detail::GroupPlan> plans =
+      detail::PlanGroups(options, detail::DiscoverCpus(options));
   detail::RuntimeState& state = detail::State();
   std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
   WEFT_CHECK(!state.running.load())
       << "StartRuntime() called while the runtime is already running; call "
          "TerminateRuntime() first";
-  const detail::CpuLayout layout = detail::DiscoverCpus(options);
-  const std::size_t workers =
-      options.concurrency_hint != 0 ? options.concurrency_hint : layout.cpus.size();
-  const bool pin = !layout.synthetic;
-
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
-  std::size_t next_worker = 0;
-  for (std::size_t size : detail::GroupSizes(options, workers)) {
-    std::vector<std::vector<int>> worker_cpus(size);
-    for (auto& cpus : worker_cpus) {
-      if (pin && options.disallow_cpu_migration) {
-        cpus.push_back(layout.cpus[next_worker % layout.cpus.size()]);
-      } else if (pin && !options.accessible_cpus.empty()) {
-        cpus = layout.cpus;
-      }
-      ++next_worker;
-    }
+  {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
-    state.groups.push_back(std::make_unique<detail::SchedulingGroup>(
-        state.groups.size(), /*numa_node=*/0, options.run_queue_size, worker_cpus));
+    for (const detail::GroupPlan& plan : plans) {
+      state.groups.push_back(std::make_unique<detail::SchedulingGroup>(
+          state.groups.size(), plan.numa_node, options.run_queue_size, plan.worker_cpus));
+    }
   }
   for (auto& group : state.groups) group->Start();
   state.closing.store(false, std::memory_order_seq_cst);

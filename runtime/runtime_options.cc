@@ -1,6 +1,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/detail/runtime_state.h"
 #include "runtime/flags.h"
 #include "runtime/runtime.h"
 #include "runtime/scheduling_group/topology.h"
@@ -36,25 +37,34 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   return options;
 }
 
-void RuntimeOptions::Validate() const {
-  CheckRange("concurrency_hint", "weft_concurrency_hint", concurrency_hint, 0, 1024,
-             " (0 = one worker per accessible CPU)");
-  if (scheduling_group_size != 0) {
+namespace detail {
+
+void ValidateOptionRanges(const RuntimeOptions& options) {
+  CheckRange("concurrency_hint", "weft_concurrency_hint", options.concurrency_hint, 0,
+             1024, " (0 = one worker per accessible CPU)");
+  if (options.scheduling_group_size != 0) {
     CheckRange("scheduling_group_size", "weft_scheduling_group_size",
-               scheduling_group_size, 1, 64, ", or 0 for automatic");
+               options.scheduling_group_size, 1, 64, ", or 0 for automatic");
   }
-  CheckRange("run_queue_size", "weft_fiber_run_queue_size", run_queue_size, 2,
+  CheckRange("run_queue_size", "weft_fiber_run_queue_size", options.run_queue_size, 2,
              std::size_t{1} << 24, ", a power of two");
-  if ((run_queue_size & (run_queue_size - 1)) != 0) {
+  if ((options.run_queue_size & (options.run_queue_size - 1)) != 0) {
     throw std::invalid_argument(
         "weft: RuntimeOptions::run_queue_size "
         "(--weft_fiber_run_queue_size) is " +
-        std::to_string(run_queue_size) + "; it must be a power of two in 2..16777216");
+        std::to_string(options.run_queue_size) +
+        "; it must be a power of two in 2..16777216");
   }
-  CheckRange("stack_size", "weft_fiber_stack_size", stack_size, 16384,
+  CheckRange("stack_size", "weft_fiber_stack_size", options.stack_size, 16384,
              std::size_t{1} << 30, " bytes");
-  // Parses topology and accessible_cpus, throwing on either.
-  detail::DiscoverCpus(*this);
+}
+
+}  // namespace detail
+
+void RuntimeOptions::Validate() const {
+  detail::ValidateOptionRanges(*this);
+  // Parses topology and accessible_cpus and checks that the layout can be made.
+  detail::PlanGroups(*this, detail::DiscoverCpus(*this));
 }
 
 }  // namespace weft

@@ -5,10 +5,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/runtime.h"
+
 namespace weft::detail {
 
 class SchedulingGroup;
 class FiberWorker;
+
+// RuntimeOptions::Validate() without the layout check (which needs the
+// topology): throws std::invalid_argument for a value out of its range.
+void ValidateOptionRanges(const RuntimeOptions& options);
 
 // A plain thread holds a launch ticket from AllocateFiber until its fiber is
 // queued, so TerminateRuntime cannot stop the workers in between. Returns false

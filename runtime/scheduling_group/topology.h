@@ -2,6 +2,7 @@
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_TOPOLOGY_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_TOPOLOGY_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,8 @@ namespace weft::detail {
 std::vector<int> ParseCpuList(const std::string& text, const char* option);
 
 struct CpuLayout {
-  std::vector<int> cpus;  // CPU numbers the workers may use, ascending
+  std::vector<int> cpus;        // CPU numbers the workers may use, ascending
+  std::vector<int> numa_nodes;  // numa_nodes[i] is the NUMA node of cpus[i]
   // True when the CPUs come from a synthetic topology and may not exist on this
   // machine: workers are then not pinned.
   bool synthetic = false;
@@ -22,9 +24,28 @@ struct CpuLayout {
 
 // The process's affinity mask (never /proc/cpuinfo, so taskset and containers
 // are honoured), or the PUs of options.topology, restricted to
-// options.accessible_cpus. Throws std::invalid_argument naming the option when
-// the topology does not parse or accessible_cpus leaves nothing usable.
+// options.accessible_cpus, each with its NUMA node (from hwloc). Throws
+// std::invalid_argument naming the option when the topology does not parse or
+// accessible_cpus leaves nothing usable.
 CpuLayout DiscoverCpus(const RuntimeOptions& options);
+
+struct GroupPlan {
+  std::size_t numa_node = 0;
+  // One entry per worker: the CPUs it may run on; empty = not pinned.
+  std::vector<std::vector<int>> worker_cpus;
+};
+
+// Splits the workers into scheduling groups:
+// - concurrency_hint workers (0 = one per CPU of `layout`);
+// - with numa_aware and several NUMA nodes, workers are spread over the nodes
+//   in proportion to their CPUs, and no group spans two nodes;
+// - per node (or over all CPUs), groups of scheduling_group_size, or with 0 the
+//   fewest groups of at most 15, sizes differing by at most one (so every worker
+//   is used, and a machine of up to 15 CPUs gets a single group);
+// - workers are bound to their node's CPUs (or, with disallow_cpu_migration, one
+//   CPU each) unless the layout is synthetic.
+// Throws std::invalid_argument for combinations that cannot be honoured.
+std::vector<GroupPlan> PlanGroups(const RuntimeOptions& options, const CpuLayout& layout);
 
 }  // namespace weft::detail
 
