@@ -10,6 +10,7 @@
 #include <boost/context/detail/fcontext.hpp>
 #include <cstddef>
 
+#include "runtime/detail/check.h"
 #include "runtime/detail/sanitizers.h"
 
 #ifdef WEFT_ASAN
@@ -106,6 +107,7 @@ __attribute__((always_inline)) inline SwitchArrival SwitchContext(
   context_internal::SwitchPacket packet{from, to, data};
   context_internal::BeforeSwitch(from, to, from_exits);
   void* target = to->fctx;
+  WEFT_DCHECK(target != nullptr) << "switching to a context that is not suspended";
   to->fctx = nullptr;
   bctx::transfer_t t = bctx::jump_fcontext(target, &packet);
   context_internal::AfterSwitch(from);

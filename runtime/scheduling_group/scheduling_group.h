@@ -100,8 +100,7 @@ class SchedulingGroup {
     // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
     // their spinner / sleeper state, or they see the fiber we just published.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (spinners_.load(std::memory_order_relaxed) > 0) return;
-    WakeOneSleeper();
+    WakeIfIdleWorkerSleeps();
   }
   bool WakeOneSleeper();
   bool TryStartSpinning();
