@@ -1,5 +1,7 @@
 #include "runtime/runtime.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -13,12 +15,19 @@
 #include "runtime/detail/stack_pool.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/numa_memory.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/topology.h"
 
 namespace weft {
 namespace detail {
 namespace {
+
+// The groups on one NUMA node, for placing fibers started by plain threads.
+struct NodeGroups {
+  std::vector<SchedulingGroup*> groups;
+  std::atomic<std::size_t> next{0};
+};
 
 // The runtime's global state. Never destroyed: plain threads may still probe it
 // (and fail to get a launch ticket) during and after process exit.
@@ -32,9 +41,12 @@ struct RuntimeState {
   // for fibers, so those readers must not take that one.
   std::mutex groups_mutex;
   // Replaced only while running is false and no ticket is held, so fibers and
-  // ticket holders read it without groups_mutex.
-  std::vector<std::unique_ptr<SchedulingGroup>> groups;
+  // ticket holders read these without groups_mutex.
+  std::vector<NumaNodePtr<SchedulingGroup>> groups;
   std::atomic<std::size_t> next_group{0};
+  std::vector<int> node_of_cpu;                         // see CpuLayout
+  std::vector<std::unique_ptr<NodeGroups>> node_groups;  // by NUMA node; may be null
+  std::string layout;  // DescribeLayout(); guarded by groups_mutex
   std::atomic<std::uint64_t> next_id_block{1};
 };
 
@@ -68,12 +80,34 @@ void ReleaseLaunchTicket() {
   State().launch_tickets.fetch_sub(1, std::memory_order_seq_cst);
 }
 
+namespace {
+
+// A group of the calling thread's NUMA node, round-robin; nullptr when the
+// thread runs on a CPU of a node without groups (or of unknown node).
+SchedulingGroup* GroupNearCallingThread(RuntimeState& state) {
+  const int cpu = sched_getcpu();
+  if (cpu < 0 || static_cast<std::size_t>(cpu) >= state.node_of_cpu.size()) return nullptr;
+  const int node = state.node_of_cpu[cpu];
+  if (node < 0 || static_cast<std::size_t>(node) >= state.node_groups.size()) {
+    return nullptr;
+  }
+  NodeGroups* near = state.node_groups[node].get();
+  if (near == nullptr) return nullptr;
+  return near->groups[near->next.fetch_add(1, std::memory_order_relaxed) %
+                      near->groups.size()];
+}
+
+}  // namespace
+
 SchedulingGroup* GroupForNewFiber(std::size_t requested, FiberWorker* worker) {
   if (requested == kNearestSchedulingGroup && worker != nullptr) return worker->group();
   RuntimeState& state = State();
   const std::size_t count = state.groups.size();
   if (requested == kNearestSchedulingGroup || requested == kUnspecifiedSchedulingGroup) {
     if (count == 1) return state.groups[0].get();
+    if (requested == kNearestSchedulingGroup) {
+      if (SchedulingGroup* group = GroupNearCallingThread(state)) return group;
+    }
     return state.groups[state.next_group.fetch_add(1, std::memory_order_relaxed) % count]
         .get();
   }
@@ -101,11 +135,57 @@ std::uint64_t NextFiberId() {
 
 }  // namespace detail
 
+namespace detail {
+namespace {
+
+// Creates the groups of `plans`, each in memory of its NUMA node, and tells each
+// which others it may steal from.
+void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
+                  const std::vector<GroupPlan>& plans, RuntimeState* state) {
+  bool several_nodes = false;
+  for (const GroupPlan& plan : plans) {
+    several_nodes |= plan.numa_node != plans.front().numa_node;
+  }
+  // Placing memory means nothing on one node, or on nodes that may not exist.
+  const bool place_memory = several_nodes && options.numa_aware && !layout.synthetic;
+  for (const GroupPlan& plan : plans) {
+    const int memory_node = place_memory ? static_cast<int>(plan.numa_node) : -1;
+    state->groups.push_back(MakeOnNumaNode<SchedulingGroup>(
+        memory_node, state->groups.size(), plan.numa_node, memory_node,
+        options.run_queue_size, plan.worker_cpus));
+  }
+  const std::size_t count = state->groups.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    SchedulingGroup* group = state->groups[i].get();
+    StealPeers peers;
+    peers.same_node_ratio = options.work_stealing_ratio;
+    peers.other_nodes_ratio = options.cross_numa_work_stealing_ratio;
+    // Starting after itself, so that groups do not all pick the same first victim.
+    for (std::size_t k = 1; k < count; ++k) {
+      SchedulingGroup* peer = state->groups[(i + k) % count].get();
+      (peer->numa_node() == group->numa_node() ? peers.same_node : peers.other_nodes)
+          .push_back(peer);
+    }
+    group->SetStealPeers(std::move(peers));
+    const std::size_t node = group->numa_node();
+    if (node >= state->node_groups.size()) state->node_groups.resize(node + 1);
+    if (state->node_groups[node] == nullptr) {
+      state->node_groups[node] = std::make_unique<NodeGroups>();
+    }
+    state->node_groups[node]->groups.push_back(group);
+  }
+  state->node_of_cpu = layout.node_of_cpu;
+  state->layout = DescribeGroups(options, layout, plans);
+}
+
+}  // namespace
+}  // namespace detail
+
 void StartRuntime(const RuntimeOptions& options) {
   detail::ValidateOptionRanges(options);
   // Throws for a bad topology, accessible_cpus or layout, before any thread starts.
-  const std::vector<detail::GroupPlan> plans =
-      detail::PlanGroups(options, detail::DiscoverCpus(options));
+  const detail::CpuLayout layout = detail::DiscoverCpus(options);
+  const std::vector<detail::GroupPlan> plans = detail::PlanGroups(options, layout);
   detail::RuntimeState& state = detail::State();
   std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
   WEFT_CHECK(!state.running.load())
@@ -114,10 +194,7 @@ void StartRuntime(const RuntimeOptions& options) {
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
-    for (const detail::GroupPlan& plan : plans) {
-      state.groups.push_back(std::make_unique<detail::SchedulingGroup>(
-          state.groups.size(), plan.numa_node, options.run_queue_size, plan.worker_cpus));
-    }
+    detail::CreateGroups(options, layout, plans, &state);
   }
   for (auto& group : state.groups) group->Start();
   state.closing.store(false, std::memory_order_seq_cst);
@@ -148,6 +225,9 @@ void TerminateRuntime() {
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
     state.groups.clear();
+    state.node_groups.clear();
+    state.node_of_cpu.clear();
+    state.layout.clear();
   }
   detail::ReleasePooledStacks();
   state.running.store(false, std::memory_order_seq_cst);
@@ -158,6 +238,18 @@ std::size_t GetSchedulingGroupCount() {
   detail::RuntimeState& state = detail::State();
   std::lock_guard<std::mutex> lock(state.groups_mutex);
   return state.running.load() ? state.groups.size() : 0;
+}
+
+std::string DescribeLayout() {
+  detail::RuntimeState& state = detail::State();
+  std::lock_guard<std::mutex> lock(state.groups_mutex);
+  return state.layout;
+}
+
+std::string DescribeLayout(const RuntimeOptions& options) {
+  detail::ValidateOptionRanges(options);
+  const detail::CpuLayout layout = detail::DiscoverCpus(options);
+  return detail::DescribeGroups(options, layout, detail::PlanGroups(options, layout));
 }
 
 bool IsRunningInFiberWorker() { return detail::CurrentWorker() != nullptr; }

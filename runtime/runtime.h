@@ -115,6 +115,19 @@ class Runtime {
 // Number of scheduling groups of the running runtime; 0 when it is not running.
 std::size_t GetSchedulingGroupCount();
 
+// How the running runtime laid out its workers: one line for the totals, one
+// per scheduling group (NUMA node, workers, CPUs they may run on), and the
+// stealing ratios and queue/stack sizes, e.g.
+//   16 workers in 2 scheduling groups on 2 NUMA nodes (this machine, CPUs 0-15)
+//     group 0: NUMA node 0, 8 workers, on CPUs 0-7
+//     group 1: NUMA node 1, 8 workers, on CPUs 8-15
+//   work stealing: within a NUMA node on every 16th look for work; across ...
+// Empty when the runtime is not running.
+std::string DescribeLayout();
+// The layout StartRuntime(options) would choose on this machine, without
+// starting anything. Throws std::invalid_argument as StartRuntime would.
+std::string DescribeLayout(const RuntimeOptions& options);
+
 // True on a FiberWorker thread (inside a fiber or the worker's scheduler loop).
 bool IsRunningInFiberWorker();
 

@@ -68,6 +68,9 @@ FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<
 
 void FiberWorker::Start() {
   seen_run_next_.assign(group_->worker_count(), ~std::uint64_t{0});
+  may_steal_ = group_->may_steal();
+  // Workers of a group start their steal rounds at different victims.
+  steal_cursor_ = index_;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -187,9 +190,40 @@ FiberEntity* FiberWorker::StealAnyRunNext(bool patient) {
   return nullptr;
 }
 
+FiberEntity* FiberWorker::TryStealFromPeers() {
+  const StealPeers& peers = group_->steal_peers();
+  ++steal_clock_;
+  if (!peers.same_node.empty() && steal_clock_ % peers.same_node_ratio == 0) {
+    if (FiberEntity* fiber = StealFrom(peers.same_node)) {
+      stats_.steals_within_numa_node.Add();
+      return fiber;
+    }
+  }
+  if (!peers.other_nodes.empty() && steal_clock_ % peers.other_nodes_ratio == 0) {
+    if (FiberEntity* fiber = StealFrom(peers.other_nodes)) {
+      stats_.steals_across_numa_nodes.Add();
+      return fiber;
+    }
+  }
+  return nullptr;
+}
+
+FiberEntity* FiberWorker::StealFrom(const std::vector<SchedulingGroup*>& victims) {
+  const std::size_t start = steal_cursor_++;
+  for (std::size_t i = 0; i < victims.size(); ++i) {
+    if (FiberEntity* fiber = victims[(start + i) % victims.size()]->PopForThief()) {
+      // We own it now: no one else reads its group until it is queued or run.
+      fiber->group = group_;
+      return fiber;
+    }
+  }
+  return nullptr;
+}
+
 FiberEntity* FiberWorker::WaitForWork() {
   for (;;) {
     if (FiberEntity* fiber = group_->Pop()) return fiber;
+    if (FiberEntity* fiber = TrySteal()) return fiber;
     if (group_->TryStartSpinning()) {
       stats_.spins.Add();
       if (FiberEntity* fiber = Spin()) return fiber;
@@ -204,6 +238,7 @@ FiberEntity* FiberWorker::Spin() {
   FiberEntity* found = nullptr;
   for (int i = 1;; ++i) {
     if ((found = group_->Pop()) != nullptr) break;
+    if ((found = TrySteal()) != nullptr) break;
     if (i % kSpinCheckInterval == 0) {
       if ((found = StealAnyRunNext(/*patient=*/true)) != nullptr) break;
       if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
@@ -227,6 +262,7 @@ FiberEntity* FiberWorker::Sleep() {
   group_->AnnounceSleep(index_);
   FiberEntity* fiber = group_->Pop();
   if (fiber == nullptr) fiber = StealAnyRunNext(/*patient=*/false);
+  if (fiber == nullptr) fiber = TrySteal();
   if (fiber != nullptr || group_->stopping()) {
     if (!group_->WithdrawSleep(index_) && fiber != nullptr) {
       // A producer chose us to run its fiber; we are awake anyway, but other
@@ -258,6 +294,8 @@ void FiberWorker::CollectStats(WorkerStats* out) const {
   out->spins = stats_.spins.Get();
   out->sleeps = stats_.sleeps.Get();
   out->wakeups = stats_.wakeups.Get();
+  out->steals_within_numa_node = stats_.steals_within_numa_node.Get();
+  out->steals_across_numa_nodes = stats_.steals_across_numa_nodes.Get();
 }
 
 void FiberMain(SwitchArrival arrival) {

@@ -100,6 +100,14 @@ class FiberWorker {
   FiberEntity* Spin();
   FiberEntity* Sleep();
   FiberEntity* StealAnyRunNext(bool patient);
+  // One look for work in other groups, counted for the steal ratios; stealing
+  // happens on every n-th call. nullptr when not due or nothing was found.
+  FiberEntity* TrySteal() {
+    if (!may_steal_) return nullptr;
+    return TryStealFromPeers();
+  }
+  FiberEntity* TryStealFromPeers();
+  FiberEntity* StealFrom(const std::vector<SchedulingGroup*>& victims);
   // Switches from the running fiber to `next` (or, if null, the scheduler context).
   void SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock);
 
@@ -110,6 +118,11 @@ class FiberWorker {
   MachineContext scheduler_context_;
   FiberEntity* current_ = nullptr;
   std::uint32_t run_next_streak_ = 0;
+  bool may_steal_ = false;  // copied from the group at Start()
+  // Looks for work that found the own queue empty, and where the next steal
+  // starts among the victims.
+  std::uint64_t steal_clock_ = 0;
+  std::size_t steal_cursor_ = 0;
   // Run-next slot of the last scan of each worker, for StealRunNext's patience.
   std::vector<std::uint64_t> seen_run_next_;
 
@@ -121,7 +134,8 @@ class FiberWorker {
   alignas(64) std::atomic<std::uint32_t> wake_generation_{0};
 
   struct Counters {
-    OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups;
+    OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups,
+        steals_within_numa_node, steals_across_numa_nodes;
   };
   alignas(64) Counters stats_;
 

@@ -13,24 +13,25 @@
 
 #include <atomic>
 #include <cstddef>
-#include <memory>
+#include <new>
 
 #include "runtime/detail/check.h"
+#include "runtime/scheduling_group/numa_memory.h"
 
 namespace weft::detail {
 
 template <class T>
 class RunQueue {
  public:
-  // `capacity` must be a power of two, at least 2.
-  explicit RunQueue(std::size_t capacity)
-      : mask_(capacity - 1), slots_(new Slot[capacity]) {
-    WEFT_CHECK(capacity >= 2 && (capacity & (capacity - 1)) == 0)
-        << "run queue capacity must be a power of two >= 2, got " << capacity;
+  // `capacity` must be a power of two, at least 2. The slots prefer NUMA node
+  // `numa_node` (< 0: no preference).
+  explicit RunQueue(std::size_t capacity, int numa_node = -1)
+      : mask_(capacity - 1), slots_(AllocateSlots(capacity, numa_node)) {
     for (std::size_t i = 0; i < capacity; ++i) {
-      slots_[i].turn.store(i, std::memory_order_relaxed);
+      new (&slots_[i]) Slot{{i}, nullptr};
     }
   }
+  ~RunQueue() { FreeOnNumaNode(slots_, sizeof(Slot) * capacity()); }
 
   RunQueue(const RunQueue&) = delete;
   RunQueue& operator=(const RunQueue&) = delete;
@@ -98,8 +99,14 @@ class RunQueue {
     T* value;
   };
 
+  static Slot* AllocateSlots(std::size_t capacity, int numa_node) {
+    WEFT_CHECK(capacity >= 2 && (capacity & (capacity - 1)) == 0)
+        << "run queue capacity must be a power of two >= 2, got " << capacity;
+    return static_cast<Slot*>(AllocateOnNumaNode(sizeof(Slot) * capacity, numa_node));
+  }
+
   const std::size_t mask_;
-  const std::unique_ptr<Slot[]> slots_;
+  Slot* const slots_;
   alignas(64) std::atomic<std::size_t> head_{0};
   alignas(64) std::atomic<std::size_t> tail_{0};
 };

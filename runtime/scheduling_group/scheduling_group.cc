@@ -6,18 +6,25 @@
 namespace weft::detail {
 
 SchedulingGroup::SchedulingGroup(std::size_t index, std::size_t numa_node,
-                                 std::size_t run_queue_size,
+                                 int memory_node, std::size_t run_queue_size,
                                  const std::vector<std::vector<int>>& worker_cpus)
-    : index_(index), numa_node_(numa_node), queue_(run_queue_size) {
+    : index_(index), numa_node_(numa_node), queue_(run_queue_size, memory_node) {
   WEFT_CHECK(!worker_cpus.empty() && worker_cpus.size() <= kMaxWorkers)
       << "a scheduling group needs 1.." << kMaxWorkers << " workers, got "
       << worker_cpus.size();
   for (std::size_t i = 0; i < worker_cpus.size(); ++i) {
-    workers_.push_back(std::make_unique<FiberWorker>(this, i, worker_cpus[i]));
+    workers_.push_back(MakeOnNumaNode<FiberWorker>(memory_node, this, i, worker_cpus[i]));
   }
 }
 
 SchedulingGroup::~SchedulingGroup() = default;
+
+void SchedulingGroup::SetStealPeers(StealPeers peers) {
+  if (peers.same_node_ratio == 0) peers.same_node.clear();
+  if (peers.other_nodes_ratio == 0) peers.other_nodes.clear();
+  peers_ = std::move(peers);
+  may_steal_ = !peers_.same_node.empty() || !peers_.other_nodes.empty();
+}
 
 void SchedulingGroup::Start() {
   for (auto& worker : workers_) worker->Start();
@@ -37,9 +44,45 @@ void SchedulingGroup::PushBatch(FiberEntity* const* fibers, std::size_t count) {
   if (spinners_.load(std::memory_order_relaxed) > 0) return;
   // Each woken worker that finds more work passes a wake-up on, but waking a
   // few at once gets a large batch going sooner.
-  for (std::size_t i = 0; i < count && i < workers_.size(); ++i) {
-    if (!WakeOneSleeper()) break;
+  std::size_t woken = 0;
+  while (woken < count && woken < workers_.size() && WakeOneSleeper()) ++woken;
+  if (woken < count && may_steal_) NotifyThieves(count - woken);
+}
+
+void SchedulingGroup::NotifyThieves(std::size_t pushes) {
+  // Per producer thread, so that counting costs no shared write.
+  thread_local std::size_t busy_pushes = 0;
+  const std::size_t before = busy_pushes;
+  busy_pushes += pushes;
+  auto wake_peers = [&](const std::vector<SchedulingGroup*>& peers, std::size_t ratio) {
+    if (peers.empty()) return;
+    std::size_t wakes = busy_pushes / ratio - before / ratio;
+    for (std::size_t i = 0; i < wakes && i < peers.size(); ++i) {
+      SchedulingGroup* peer = peers[(busy_pushes / ratio + i) % peers.size()];
+      // A spinning peer steals without help; a busy one has nothing to spare.
+      if (peer->spinners_.load(std::memory_order_relaxed) == 0) peer->WakeOneSleeper();
+    }
+  };
+  wake_peers(peers_.same_node, peers_.same_node_ratio);
+  wake_peers(peers_.other_nodes, peers_.other_nodes_ratio);
+}
+
+FiberEntity* SchedulingGroup::PopForThief() {
+  // Bounded, so that a queue of nothing but group-local fibers costs a thief
+  // little; the next attempt goes on where this one stopped.
+  constexpr int kMaxLocalSkips = 4;
+  FiberEntity* first_skipped = nullptr;
+  for (int skipped = 0; skipped <= kMaxLocalSkips && !LooksEmpty(); ++skipped) {
+    FiberEntity* fiber = Pop();
+    if (fiber == nullptr) return nullptr;
+    if (!fiber->scheduling_group_local) return fiber;
+    // Behind the others, so that it does not hide them from the next thief. Push
+    // (not Requeue): this group's workers may all have gone to sleep meanwhile.
+    Push(fiber);
+    if (fiber == first_skipped) break;  // went round: only local fibers are left
+    if (first_skipped == nullptr) first_skipped = fiber;
   }
+  return nullptr;
 }
 
 void SchedulingGroup::PushOverflow(FiberEntity* fiber) {

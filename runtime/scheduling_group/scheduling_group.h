@@ -13,6 +13,19 @@
 // or sleeper state before it re-reads the queue (sequentially consistent fences
 // on both sides), so at least one of them sees the other.
 //
+// Work stealing. Groups whose workers are busy while another group's sit idle
+// balance through stealing: an idle worker (one about to spin, spinning, or about
+// to sleep) pops from the shared queue of another group on every n-th look for
+// work, n = work_stealing_ratio for groups on its NUMA node and
+// cross_numa_work_stealing_ratio for the others. A stolen fiber belongs to the
+// thief's group from then on. Sleeping workers cannot look, so a producer that
+// finds every worker of its own group busy (no spinner, no sleeper) wakes a
+// sleeper of another group on every n-th such push; that worker spins, steals,
+// and as the last spinner of its group hands a wake-up on, so an idle group
+// joins in as long as the busy one has a backlog. Fibers started with
+// scheduling_group_local are never stolen: a thief that pops one pushes it back
+// behind the others and tries the next.
+//
 // A full run queue loses nothing: the fiber goes to an overflow list (FIFO,
 // under a mutex), counted in run_queue_overflows; any worker that pops moves
 // overflow fibers back into the ring as room appears.
@@ -30,11 +43,21 @@
 
 #include "runtime/runtime.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/numa_memory.h"
 #include "runtime/scheduling_group/run_queue.h"
 
 namespace weft::detail {
 
 struct FiberEntity;
+
+// The groups a group's workers may steal from, and how often. Lists are empty
+// when their ratio is 0.
+struct StealPeers {
+  std::vector<SchedulingGroup*> same_node;
+  std::vector<SchedulingGroup*> other_nodes;
+  std::size_t same_node_ratio = 0;
+  std::size_t other_nodes_ratio = 0;
+};
 
 class SchedulingGroup {
  public:
@@ -43,11 +66,19 @@ class SchedulingGroup {
   static constexpr std::size_t kMaxWorkers = 64;
 
   // `worker_cpus[i]` lists the CPUs worker i may run on (empty: no pinning).
-  SchedulingGroup(std::size_t index, std::size_t numa_node, std::size_t run_queue_size,
+  // The run queue and the workers' state prefer NUMA node `memory_node` (< 0: no
+  // preference, e.g. for a synthetic topology).
+  SchedulingGroup(std::size_t index, std::size_t numa_node, int memory_node,
+                  std::size_t run_queue_size,
                   const std::vector<std::vector<int>>& worker_cpus);
   ~SchedulingGroup();
   SchedulingGroup(const SchedulingGroup&) = delete;
   SchedulingGroup& operator=(const SchedulingGroup&) = delete;
+
+  // Called once, before Start().
+  void SetStealPeers(StealPeers peers);
+  const StealPeers& steal_peers() const { return peers_; }
+  bool may_steal() const { return may_steal_; }
 
   void Start();
   // Makes workers exit once they find no work, and joins them. Call only when no
@@ -55,6 +86,7 @@ class SchedulingGroup {
   void Stop();
 
   std::size_t index() const { return index_; }
+  std::size_t numa_node() const { return numa_node_; }
   std::size_t worker_count() const { return workers_.size(); }
   FiberWorker* worker(std::size_t i) const { return workers_[i].get(); }
 
@@ -62,7 +94,10 @@ class SchedulingGroup {
   // spins. Any thread.
   void Push(FiberEntity* fiber) {
     if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
-    WakeIfNoSpinner();
+    // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
+    // their spinner / sleeper state, or they see the fiber we just published.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    WakeForQueuedWork();
   }
   // Push for a fiber that yielded. The worker it yielded on is busy with a fiber
   // it took from this queue and comes back to the queue when that one blocks, so
@@ -70,11 +105,11 @@ class SchedulingGroup {
   // best-effort check, without the fence Push() needs.
   void Requeue(FiberEntity* fiber) {
     if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
-    WakeIfIdleWorkerSleeps();
+    WakeForQueuedWork();
   }
-  // Wakes a sleeper when no one spins, without the fence of WakeIfNoSpinner: may
-  // miss a worker that is just falling asleep. Only for work that the calling
-  // worker is bound to pick up itself.
+  // Wakes a sleeper when no one spins, without a fence: may miss a worker that
+  // is just falling asleep. Only for work that the calling worker is bound to
+  // pick up itself.
   void WakeIfIdleWorkerSleeps() {
     if (spinners_.load(std::memory_order_relaxed) == 0 &&
         sleeping_mask_.load(std::memory_order_relaxed) != 0) {
@@ -94,14 +129,11 @@ class SchedulingGroup {
   bool LooksEmpty() const {
     return queue_.LooksEmpty() && overflow_size_.load(std::memory_order_relaxed) == 0;
   }
+  // Pop() for a worker of another group: skips (and re-queues) fibers that must
+  // stay in this group. nullptr when nothing may leave.
+  FiberEntity* PopForThief();
 
   // Wake policy, see the file comment.
-  void WakeIfNoSpinner() {
-    // Pairs with the fences in FiberWorker's spin and sleep paths: either we see
-    // their spinner / sleeper state, or they see the fiber we just published.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    WakeIfIdleWorkerSleeps();
-  }
   bool WakeOneSleeper();
   bool TryStartSpinning();
   // Returns true if the caller was the last spinner.
@@ -124,13 +156,28 @@ class SchedulingGroup {
   void CollectStats(SchedulingGroupStats* out) const;
 
  private:
+  // After a fiber was queued: wakes a sleeper if no one spins; when every worker
+  // is busy, lets idle workers of other groups know (see the file comment).
+  void WakeForQueuedWork() {
+    if (spinners_.load(std::memory_order_relaxed) != 0) return;
+    if (sleeping_mask_.load(std::memory_order_relaxed) != 0) {
+      WakeOneSleeper();
+    } else if (may_steal_) {
+      NotifyThieves(1);
+    }
+  }
+  // Counts `pushes` that found every worker busy and wakes one idle worker of a
+  // peer group for every n-th of them.
+  void NotifyThieves(std::size_t pushes);
   FiberEntity* PopWithOverflow(FiberEntity* popped);
   void PushOverflow(FiberEntity* fiber);
 
   const std::size_t index_;
   const std::size_t numa_node_;
   RunQueue<FiberEntity> queue_;
-  std::vector<std::unique_ptr<FiberWorker>> workers_;
+  std::vector<NumaNodePtr<FiberWorker>> workers_;
+  StealPeers peers_;
+  bool may_steal_ = false;
 
   alignas(64) std::atomic<int> spinners_{0};
   std::atomic<std::uint64_t> sleeping_mask_{0};

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 #include <stdexcept>
 
 namespace weft::detail {
@@ -175,6 +176,16 @@ CpuLayout DiscoverCpus(const RuntimeOptions& options) {
     Reject("accessible_cpus", options.accessible_cpus, "leaves no CPU for the workers");
   }
   for (int cpu : layout.cpus) layout.numa_nodes.push_back(NumaNodeOf(topology, cpu));
+  const int pus = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_PU);
+  for (int i = 0; i < pus; ++i) {
+    const int cpu =
+        static_cast<int>(hwloc_get_obj_by_type(topology, HWLOC_OBJ_PU, i)->os_index);
+    if (cpu >= kMaxCpu) continue;
+    if (static_cast<std::size_t>(cpu) >= layout.node_of_cpu.size()) {
+      layout.node_of_cpu.resize(cpu + 1, -1);
+    }
+    layout.node_of_cpu[cpu] = NumaNodeOf(topology, cpu);
+  }
   return layout;
 }
 
@@ -231,6 +242,71 @@ std::vector<GroupPlan> PlanGroups(const RuntimeOptions& options,
     }
   }
   return plans;
+}
+
+std::string FormatCpuList(const std::vector<int>& cpus) {
+  std::string text;
+  for (std::size_t i = 0; i < cpus.size();) {
+    std::size_t j = i;
+    while (j + 1 < cpus.size() && cpus[j + 1] == cpus[j] + 1) ++j;
+    if (!text.empty()) text += ',';
+    text += std::to_string(cpus[i]);
+    if (j > i) text += '-' + std::to_string(cpus[j]);
+    i = j + 1;
+  }
+  return text;
+}
+
+namespace {
+
+std::string DescribeRatio(std::size_t ratio) {
+  if (ratio == 0) return "never";
+  if (ratio == 1) return "on every look for work";
+  return "on every " + std::to_string(ratio) + "th look for work";
+}
+
+}  // namespace
+
+std::string DescribeGroups(const RuntimeOptions& options, const CpuLayout& layout,
+                           const std::vector<GroupPlan>& plans) {
+  std::size_t workers = 0;
+  std::vector<std::size_t> nodes;
+  for (const GroupPlan& plan : plans) {
+    workers += plan.worker_cpus.size();
+    nodes.push_back(plan.numa_node);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  std::ostringstream out;
+  out << workers << " worker" << (workers == 1 ? "" : "s") << " in " << plans.size()
+      << " scheduling group" << (plans.size() == 1 ? "" : "s") << " on " << nodes.size()
+      << " NUMA node" << (nodes.size() == 1 ? "" : "s") << " ("
+      << (layout.synthetic ? "synthetic topology \"" + options.topology + "\""
+                           : std::string("this machine"))
+      << ", CPUs " << FormatCpuList(layout.cpus) << ")\n";
+  for (std::size_t g = 0; g < plans.size(); ++g) {
+    const GroupPlan& plan = plans[g];
+    out << "  group " << g << ": NUMA node " << plan.numa_node << ", "
+        << plan.worker_cpus.size() << " worker" << (plan.worker_cpus.size() == 1 ? "" : "s")
+        << ", ";
+    const auto& first = plan.worker_cpus.front();
+    if (first.empty()) {
+      out << "not pinned";
+    } else if (options.disallow_cpu_migration) {
+      out << "one CPU each:";
+      for (const auto& cpus : plan.worker_cpus) out << ' ' << cpus.front();
+    } else {
+      out << "on CPUs " << FormatCpuList(first);
+    }
+    out << "\n";
+  }
+  out << "work stealing: within a NUMA node " << DescribeRatio(options.work_stealing_ratio)
+      << "; across NUMA nodes " << DescribeRatio(options.cross_numa_work_stealing_ratio)
+      << "\n";
+  out << "run queue: " << options.run_queue_size << " fibers per group; stacks: "
+      << options.stack_size << " bytes, guard page "
+      << (options.stack_guard_page ? "on" : "off") << "\n";
+  return out.str();
 }
 
 }  // namespace weft::detail

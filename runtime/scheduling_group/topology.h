@@ -17,8 +17,11 @@ std::vector<int> ParseCpuList(const std::string& text, const char* option);
 struct CpuLayout {
   std::vector<int> cpus;        // CPU numbers the workers may use, ascending
   std::vector<int> numa_nodes;  // numa_nodes[i] is the NUMA node of cpus[i]
+  // node_of_cpu[c] is the NUMA node of CPU c, for every CPU of the topology
+  // (accessible or not); -1 for numbers it does not have.
+  std::vector<int> node_of_cpu;
   // True when the CPUs come from a synthetic topology and may not exist on this
-  // machine: workers are then not pinned.
+  // machine: workers are then not pinned and memory is not placed.
   bool synthetic = false;
 };
 
@@ -46,6 +49,14 @@ struct GroupPlan {
 //   CPU each) unless the layout is synthetic.
 // Throws std::invalid_argument for combinations that cannot be honoured.
 std::vector<GroupPlan> PlanGroups(const RuntimeOptions& options, const CpuLayout& layout);
+
+// A few lines for people: the workers, groups, NUMA nodes, CPUs and stealing
+// ratios that `plans` give (see DescribeLayout() in runtime.h).
+std::string DescribeGroups(const RuntimeOptions& options, const CpuLayout& layout,
+                           const std::vector<GroupPlan>& plans);
+
+// "0-3,8,10-11" for {0,1,2,3,8,10,11}; `cpus` ascending.
+std::string FormatCpuList(const std::vector<int>& cpus);
 
 }  // namespace weft::detail
 
