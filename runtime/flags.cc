@@ -9,10 +9,11 @@ DEFINE_uint64(weft_scheduling_group_size, 0,
 DEFINE_bool(weft_numa_aware, true, "Keep each scheduling group within one NUMA node.");
 DEFINE_uint64(
     weft_work_stealing_ratio, 16,
-    "Steal from a group on the same NUMA node every n-th idle round; 0 = never.");
+    "An idle worker steals from groups on its NUMA node on every n-th look for work "
+    "(and always before it sleeps); 0 = never.");
 DEFINE_uint64(
     weft_cross_numa_work_stealing_ratio, 0,
-    "Steal from a group on another NUMA node every n-th idle round; 0 = never.");
+    "Same as weft_work_stealing_ratio, for groups on other NUMA nodes; 0 = never.");
 DEFINE_uint64(weft_fiber_run_queue_size, 65536,
               "Capacity of each scheduling group's run queue (a power of two).");
 DEFINE_uint64(weft_fiber_stack_size, 131072,

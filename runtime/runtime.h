@@ -29,11 +29,14 @@ struct RuntimeOptions {
   std::size_t scheduling_group_size = 0;
   // Keep each scheduling group within one NUMA node.
   bool numa_aware = true;
-  // An idle worker tries to steal from another group on its NUMA node every
-  // n-th time it finds nothing to run. 0 = never.
+  // An idle worker (its group's queue empty) takes a fiber from another group
+  // on its NUMA node on every n-th look for work, and once more before it goes
+  // to sleep; a group whose workers are all busy wakes a sleeping worker of a
+  // peer group when it queues a fiber. Stolen fibers move to the thief's group; fibers
+  // started with scheduling_group_local are never stolen. 0 = never.
   std::size_t work_stealing_ratio = 16;
-  // Same, for groups on other NUMA nodes. 0 = never (the default: crossing
-  // nodes costs remote memory traffic).
+  // Same, for groups on other NUMA nodes. 0 = never (the default: a stolen
+  // fiber's memory stays on the node it came from).
   std::size_t cross_numa_work_stealing_ratio = 0;
   // Capacity of each group's lock-free run queue; a power of two in
   // 2..16777216. A full queue loses nothing: extra fibers wait in an overflow

@@ -190,16 +190,18 @@ FiberEntity* FiberWorker::StealAnyRunNext(bool patient) {
   return nullptr;
 }
 
-FiberEntity* FiberWorker::TryStealFromPeers() {
+FiberEntity* FiberWorker::TryStealFromPeers(bool before_sleep) {
   const StealPeers& peers = group_->steal_peers();
   ++steal_clock_;
-  if (!peers.same_node.empty() && steal_clock_ % peers.same_node_ratio == 0) {
+  if (!peers.same_node.empty() &&
+      (before_sleep || steal_clock_ % peers.same_node_ratio == 0)) {
     if (FiberEntity* fiber = StealFrom(peers.same_node)) {
       stats_.steals_within_numa_node.Add();
       return fiber;
     }
   }
-  if (!peers.other_nodes.empty() && steal_clock_ % peers.other_nodes_ratio == 0) {
+  if (!peers.other_nodes.empty() &&
+      (before_sleep || steal_clock_ % peers.other_nodes_ratio == 0)) {
     if (FiberEntity* fiber = StealFrom(peers.other_nodes)) {
       stats_.steals_across_numa_nodes.Add();
       return fiber;
@@ -248,8 +250,11 @@ FiberEntity* FiberWorker::Spin() {
   const bool was_last = group_->StopSpinning();
   if (found != nullptr) {
     // Keep a spinner around for the producers' sake; the one we wake pays the
-    // syscall's latency, not them.
-    if (was_last) group_->WakeOneSleeper();
+    // syscall's latency, not them. With every worker of the group busy and work
+    // still queued, an idle peer group may help.
+    if (was_last && !group_->WakeOneSleeper() && may_steal_ && !group_->LooksEmpty()) {
+      group_->WakeIdlePeers(1);
+    }
     return found;
   }
   // Re-check after leaving the spinner count: a producer that saw us spinning
@@ -262,7 +267,7 @@ FiberEntity* FiberWorker::Sleep() {
   group_->AnnounceSleep(index_);
   FiberEntity* fiber = group_->Pop();
   if (fiber == nullptr) fiber = StealAnyRunNext(/*patient=*/false);
-  if (fiber == nullptr) fiber = TrySteal();
+  if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
   if (fiber != nullptr || group_->stopping()) {
     if (!group_->WithdrawSleep(index_) && fiber != nullptr) {
       // A producer chose us to run its fiber; we are awake anyway, but other

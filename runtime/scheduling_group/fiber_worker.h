@@ -100,13 +100,14 @@ class FiberWorker {
   FiberEntity* Spin();
   FiberEntity* Sleep();
   FiberEntity* StealAnyRunNext(bool patient);
-  // One look for work in other groups, counted for the steal ratios; stealing
-  // happens on every n-th call. nullptr when not due or nothing was found.
-  FiberEntity* TrySteal() {
+  // One look for work in other groups, counted for the steal ratios: stealing
+  // happens on every n-th call, or now with `before_sleep`. nullptr when not
+  // due or nothing was found.
+  FiberEntity* TrySteal(bool before_sleep = false) {
     if (!may_steal_) return nullptr;
-    return TryStealFromPeers();
+    return TryStealFromPeers(before_sleep);
   }
-  FiberEntity* TryStealFromPeers();
+  FiberEntity* TryStealFromPeers(bool before_sleep);
   FiberEntity* StealFrom(const std::vector<SchedulingGroup*>& victims);
   // Switches from the running fiber to `next` (or, if null, the scheduler context).
   void SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock);

@@ -46,25 +46,22 @@ void SchedulingGroup::PushBatch(FiberEntity* const* fibers, std::size_t count) {
   // few at once gets a large batch going sooner.
   std::size_t woken = 0;
   while (woken < count && woken < workers_.size() && WakeOneSleeper()) ++woken;
-  if (woken < count && may_steal_) NotifyThieves(count - woken);
+  if (woken < count && may_steal_) WakeIdlePeers(count - woken);
 }
 
-void SchedulingGroup::NotifyThieves(std::size_t pushes) {
-  // Per producer thread, so that counting costs no shared write.
-  thread_local std::size_t busy_pushes = 0;
-  const std::size_t before = busy_pushes;
-  busy_pushes += pushes;
-  auto wake_peers = [&](const std::vector<SchedulingGroup*>& peers, std::size_t ratio) {
-    if (peers.empty()) return;
-    std::size_t wakes = busy_pushes / ratio - before / ratio;
-    for (std::size_t i = 0; i < wakes && i < peers.size(); ++i) {
-      SchedulingGroup* peer = peers[(busy_pushes / ratio + i) % peers.size()];
-      // A spinning peer steals without help; a busy one has nothing to spare.
-      if (peer->spinners_.load(std::memory_order_relaxed) == 0) peer->WakeOneSleeper();
+std::size_t SchedulingGroup::WakeIdlePeers(std::size_t wanted) {
+  // Where to start among the peers, so that busy groups spread their wake-ups.
+  thread_local std::size_t cursor = 0;
+  const std::size_t start = cursor++;
+  std::size_t woken = 0;
+  for (const auto* peers : {&peers_.same_node, &peers_.other_nodes}) {
+    for (std::size_t i = 0; i < peers->size() && woken < wanted; ++i) {
+      SchedulingGroup* peer = (*peers)[(start + i) % peers->size()];
+      if (peer->spinners_.load(std::memory_order_relaxed) != 0) return woken;
+      if (peer->WakeOneSleeper()) ++woken;
     }
-  };
-  wake_peers(peers_.same_node, peers_.same_node_ratio);
-  wake_peers(peers_.other_nodes, peers_.other_nodes_ratio);
+  }
+  return woken;
 }
 
 FiberEntity* SchedulingGroup::PopForThief() {

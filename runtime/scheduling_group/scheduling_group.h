@@ -17,14 +17,17 @@
 // balance through stealing: an idle worker (one about to spin, spinning, or about
 // to sleep) pops from the shared queue of another group on every n-th look for
 // work, n = work_stealing_ratio for groups on its NUMA node and
-// cross_numa_work_stealing_ratio for the others. A stolen fiber belongs to the
-// thief's group from then on. Sleeping workers cannot look, so a producer that
-// finds every worker of its own group busy (no spinner, no sleeper) wakes a
-// sleeper of another group on every n-th such push; that worker spins, steals,
+// cross_numa_work_stealing_ratio for the others, and always once before it
+// sleeps. A stolen fiber belongs to the thief's group from then on. Sleeping
+// workers cannot look, so a producer that finds every worker of its own group
+// busy (no spinner, no sleeper) checks the peer groups: a spinning peer will
+// look by itself, otherwise it wakes a sleeper of one peer, which spins, steals,
 // and as the last spinner of its group hands a wake-up on, so an idle group
-// joins in as long as the busy one has a backlog. Fibers started with
-// scheduling_group_local are never stolen: a thief that pops one pushes it back
-// behind the others and tries the next.
+// joins in as long as the busy one has a backlog. The same fences as above make
+// this airtight: a peer's worker either announces its sleep before the
+// producer reads its state (and is woken), or looks at the queue after the
+// fiber is in it. Fibers started with scheduling_group_local are never stolen:
+// a thief that pops one pushes it back behind the others and tries the next.
 //
 // A full run queue loses nothing: the fiber goes to an overflow list (FIFO,
 // under a mutex), counted in run_queue_overflows; any worker that pops moves
@@ -135,6 +138,11 @@ class SchedulingGroup {
 
   // Wake policy, see the file comment.
   bool WakeOneSleeper();
+  // For work this group's busy workers cannot take soon: wakes sleeping workers
+  // of up to `wanted` peer groups that have no spinner, so that they steal from
+  // this one. Stops early at a peer that spins (it looks by itself). Returns the
+  // number woken.
+  std::size_t WakeIdlePeers(std::size_t wanted);
   bool TryStartSpinning();
   // Returns true if the caller was the last spinner.
   bool StopSpinning();
@@ -163,12 +171,9 @@ class SchedulingGroup {
     if (sleeping_mask_.load(std::memory_order_relaxed) != 0) {
       WakeOneSleeper();
     } else if (may_steal_) {
-      NotifyThieves(1);
+      WakeIdlePeers(1);
     }
   }
-  // Counts `pushes` that found every worker busy and wakes one idle worker of a
-  // peer group for every n-th of them.
-  void NotifyThieves(std::size_t pushes);
   FiberEntity* PopWithOverflow(FiberEntity* popped);
   void PushOverflow(FiberEntity* fiber);
 

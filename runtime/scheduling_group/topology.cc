@@ -300,9 +300,14 @@ std::string DescribeGroups(const RuntimeOptions& options, const CpuLayout& layou
     }
     out << "\n";
   }
-  out << "work stealing: within a NUMA node " << DescribeRatio(options.work_stealing_ratio)
-      << "; across NUMA nodes " << DescribeRatio(options.cross_numa_work_stealing_ratio)
-      << "\n";
+  out << "work stealing: ";
+  if (plans.size() == 1) {
+    out << "none needed (a single group)";
+  } else {
+    out << "within a NUMA node " << DescribeRatio(options.work_stealing_ratio)
+        << "; across NUMA nodes " << DescribeRatio(options.cross_numa_work_stealing_ratio);
+  }
+  out << "\n";
   out << "run queue: " << options.run_queue_size << " fibers per group; stacks: "
       << options.stack_size << " bytes, guard page "
       << (options.stack_guard_page ? "on" : "off") << "\n";
