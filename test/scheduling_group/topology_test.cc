@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,9 @@ struct LayoutCase {
   // Expected groups as (NUMA node, workers), in order.
   std::vector<std::pair<std::size_t, std::size_t>> groups;
 };
+
+// Names the case in test output instead of dumping its bytes.
+void PrintTo(const LayoutCase& c, std::ostream* os) { *os << c.name; }
 
 class PlanGroupsTest : public ::testing::TestWithParam<LayoutCase> {};
 

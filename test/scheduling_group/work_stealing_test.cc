@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,6 +137,8 @@ struct SameNodeCase {
   std::size_t ratio;
 };
 
+void PrintTo(const SameNodeCase& c, std::ostream* os) { *os << c.name; }
+
 class SameNodeStealingTest : public ::testing::TestWithParam<SameNodeCase> {};
 
 // The peer runtime weft descends from never steals within a node: its idle
@@ -252,6 +255,8 @@ struct StressCase {
   std::size_t within_ratio;
   std::size_t across_ratio;
 };
+
+void PrintTo(const StressCase& c, std::ostream* os) { *os << c.name; }
 
 class ManyGroupsStressTest : public ::testing::TestWithParam<StressCase> {};
 
