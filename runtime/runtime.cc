@@ -44,7 +44,7 @@ struct RuntimeState {
   // ticket holders read these without groups_mutex.
   std::vector<NumaNodePtr<SchedulingGroup>> groups;
   std::atomic<std::size_t> next_group{0};
-  std::vector<int> node_of_cpu;                         // see CpuLayout
+  std::vector<int> node_of_cpu;                          // see CpuLayout
   std::vector<std::unique_ptr<NodeGroups>> node_groups;  // by NUMA node; may be null
   std::string layout;  // DescribeLayout(); guarded by groups_mutex
   std::atomic<std::uint64_t> next_id_block{1};
@@ -86,15 +86,16 @@ namespace {
 // thread runs on a CPU of a node without groups (or of unknown node).
 SchedulingGroup* GroupNearCallingThread(RuntimeState& state) {
   const int cpu = sched_getcpu();
-  if (cpu < 0 || static_cast<std::size_t>(cpu) >= state.node_of_cpu.size()) return nullptr;
+  if (cpu < 0 || static_cast<std::size_t>(cpu) >= state.node_of_cpu.size())
+    return nullptr;
   const int node = state.node_of_cpu[cpu];
   if (node < 0 || static_cast<std::size_t>(node) >= state.node_groups.size()) {
     return nullptr;
   }
   NodeGroups* near = state.node_groups[node].get();
   if (near == nullptr) return nullptr;
-  return near->groups[near->next.fetch_add(1, std::memory_order_relaxed) %
-                      near->groups.size()];
+  return near
+      ->groups[near->next.fetch_add(1, std::memory_order_relaxed) % near->groups.size()];
 }
 
 }  // namespace

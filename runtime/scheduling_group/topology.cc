@@ -287,8 +287,8 @@ std::string DescribeGroups(const RuntimeOptions& options, const CpuLayout& layou
   for (std::size_t g = 0; g < plans.size(); ++g) {
     const GroupPlan& plan = plans[g];
     out << "  group " << g << ": NUMA node " << plan.numa_node << ", "
-        << plan.worker_cpus.size() << " worker" << (plan.worker_cpus.size() == 1 ? "" : "s")
-        << ", ";
+        << plan.worker_cpus.size() << " worker"
+        << (plan.worker_cpus.size() == 1 ? "" : "s") << ", ";
     const auto& first = plan.worker_cpus.front();
     if (first.empty()) {
       out << "not pinned";
@@ -305,11 +305,12 @@ std::string DescribeGroups(const RuntimeOptions& options, const CpuLayout& layou
     out << "none needed (a single group)";
   } else {
     out << "within a NUMA node " << DescribeRatio(options.work_stealing_ratio)
-        << "; across NUMA nodes " << DescribeRatio(options.cross_numa_work_stealing_ratio);
+        << "; across NUMA nodes "
+        << DescribeRatio(options.cross_numa_work_stealing_ratio);
   }
   out << "\n";
-  out << "run queue: " << options.run_queue_size << " fibers per group; stacks: "
-      << options.stack_size << " bytes, guard page "
+  out << "run queue: " << options.run_queue_size
+      << " fibers per group; stacks: " << options.stack_size << " bytes, guard page "
       << (options.stack_guard_page ? "on" : "off") << "\n";
   return out.str();
 }

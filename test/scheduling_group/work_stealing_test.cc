@@ -113,7 +113,9 @@ class BusyGroupZero {
       }));
     }
     WaitOrAbort(PollUntil(
-        [this] { return done_.load() == victims_ && occupiers_done_.load() == occupiers_; },
+        [this] {
+          return done_.load() == victims_ && occupiers_done_.load() == occupiers_;
+        },
         "every fiber of the busy group to run"));
   }
 
@@ -162,14 +164,14 @@ TEST_P(SameNodeStealingTest, IdleGroupsStealFromABusyGroupOnTheirNode) {
   EXPECT_EQ(steals.across, 0u) << "the topology has a single NUMA node";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Layouts, SameNodeStealingTest,
-    ::testing::Values(SameNodeCase{"TwoGroupsOfOne", 2, 1, 16},
-                      SameNodeCase{"ThreeGroupsOfTwo", 6, 2, 16},
-                      SameNodeCase{"EightGroupsOfOne", 8, 1, 16},
-                      SameNodeCase{"EveryLook", 4, 1, 1},
-                      SameNodeCase{"RarelyButBeforeSleeping", 4, 2, 1000}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Layouts, SameNodeStealingTest,
+                         ::testing::Values(SameNodeCase{"TwoGroupsOfOne", 2, 1, 16},
+                                           SameNodeCase{"ThreeGroupsOfTwo", 6, 2, 16},
+                                           SameNodeCase{"EightGroupsOfOne", 8, 1, 16},
+                                           SameNodeCase{"EveryLook", 4, 1, 1},
+                                           SameNodeCase{"RarelyButBeforeSleeping", 4, 2,
+                                                        1000}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // Two NUMA nodes of one CPU each: one single-worker group per node.
 constexpr const char* kTwoNodes = "pack:2 numa:1 core:1 pu:1";
@@ -244,10 +246,12 @@ TEST(GroupLocalFibers, AreNeverStolenAndDoNotHideTheFibersBehindThem) {
   });
   EXPECT_FALSE(busy.gave_up())
       << "group-local fibers at the head of the queue kept the others from being stolen";
-  WaitOrAbort(PollUntil([&] { return locals_done.load() == locals; }, "the local fibers"));
+  WaitOrAbort(
+      PollUntil([&] { return locals_done.load() == locals; }, "the local fibers"));
   EXPECT_EQ(escapes.load(), 0u) << "a group-local fiber was resumed in another group";
   EXPECT_EQ(busy.ran_elsewhere(), victims);
-  EXPECT_EQ(Steals().within, victims) << "only the stealable fibers are stolen, once each";
+  EXPECT_EQ(Steals().within, victims)
+      << "only the stealable fibers are stolen, once each";
 }
 
 struct StressCase {
@@ -438,7 +442,8 @@ TEST(DescribeLayout, NamesEveryGroupItsNodeAndTheStealingRatios) {
   EXPECT_NE(running.find("6 workers in 2 scheduling groups on 2 NUMA nodes"),
             std::string::npos)
       << running;
-  EXPECT_NE(running.find("group 1: NUMA node 1, 3 workers, not pinned"), std::string::npos)
+  EXPECT_NE(running.find("group 1: NUMA node 1, 3 workers, not pinned"),
+            std::string::npos)
       << running;
   EXPECT_NE(running.find("within a NUMA node on every 16th look for work"),
             std::string::npos)
