@@ -108,6 +108,12 @@ void UnmapStacks(std::vector<Stack>* stacks) {
       range_end = (*stacks)[j].low + (*stacks)[j].size;
       ++j;
     }
+#ifdef WEFT_ASAN
+    // Frames that ran on these stacks left redzones in ASan's shadow, which
+    // munmap does not clear: memory mapped here later would inherit them.
+    __asan_unpoison_memory_region(range_begin,
+                                  static_cast<std::size_t>(range_end - range_begin));
+#endif
     munmap(range_begin, static_cast<std::size_t>(range_end - range_begin));
     unmap_calls.fetch_add(1, std::memory_order_relaxed);
     mapped_count.fetch_sub(j - i, std::memory_order_relaxed);
