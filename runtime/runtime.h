@@ -79,7 +79,11 @@ struct SchedulingGroupStats {
   std::size_t numa_node = 0;
   std::uint64_t fibers_created = 0;  // placed in this group, by fibers or threads
   std::uint64_t fibers_finished = 0;
-  std::uint64_t fibers_alive = 0;         // created - finished
+  // Fibers stolen from this group by workers of other groups.
+  std::uint64_t fibers_stolen_away = 0;
+  // created + stolen in (the steals counts) - stolen away - finished: ready,
+  // running or blocked fibers that belong to this group now.
+  std::uint64_t fibers_alive = 0;
   std::size_t run_queue_depth = 0;        // ready fibers waiting, overflow included
   std::uint64_t run_queue_overflows = 0;  // pushes that found the queue full
   std::uint64_t timers_fired = 0;

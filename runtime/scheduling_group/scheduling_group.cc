@@ -72,7 +72,10 @@ FiberEntity* SchedulingGroup::PopForThief() {
   for (int skipped = 0; skipped <= kMaxLocalSkips && !LooksEmpty(); ++skipped) {
     FiberEntity* fiber = Pop();
     if (fiber == nullptr) return nullptr;
-    if (!fiber->scheduling_group_local) return fiber;
+    if (!fiber->scheduling_group_local) {
+      stolen_away_.fetch_add(1, std::memory_order_relaxed);
+      return fiber;
+    }
     // Behind the others, so that it does not hide them from the next thief. Push
     // (not Requeue): this group's workers may all have gone to sleep meanwhile.
     Push(fiber);
@@ -189,9 +192,12 @@ void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
     out->steals_within_numa_node += w.steals_within_numa_node;
     out->steals_across_numa_nodes += w.steals_across_numa_nodes;
   }
-  out->fibers_alive = out->fibers_created > out->fibers_finished
-                          ? out->fibers_created - out->fibers_finished
-                          : 0;
+  out->fibers_stolen_away = stolen_away_.load(std::memory_order_relaxed);
+  // Counters read one by one while they change: clamp a transient negative.
+  const std::uint64_t in = out->fibers_created + out->steals_within_numa_node +
+                           out->steals_across_numa_nodes;
+  const std::uint64_t out_count = out->fibers_stolen_away + out->fibers_finished;
+  out->fibers_alive = in > out_count ? in - out_count : 0;
   out->run_queue_depth =
       queue_.ApproxSize() + overflow_size_.load(std::memory_order_relaxed);
   out->run_queue_overflows = overflows_.load(std::memory_order_relaxed);

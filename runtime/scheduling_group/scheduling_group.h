@@ -194,6 +194,7 @@ class SchedulingGroup {
   FiberEntity* overflow_tail_ = nullptr;  // guarded by overflow_mutex_
   std::atomic<std::uint64_t> overflows_{0};
   std::atomic<std::uint64_t> external_created_{0};
+  std::atomic<std::uint64_t> stolen_away_{0};
 };
 
 }  // namespace weft::detail

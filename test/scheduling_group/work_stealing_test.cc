@@ -61,6 +61,13 @@ FiberAttributes InGroup(std::size_t group, bool local = false) {
   return attrs;
 }
 
+bool NoFiberAlive() {
+  for (const SchedulingGroupStats& group : GetRuntimeStats().scheduling_groups) {
+    if (group.fibers_alive != 0) return false;
+  }
+  return true;
+}
+
 // True when every worker outside group 0 is asleep on its futex.
 bool OtherGroupsSleep() {
   const RuntimeStats stats = GetRuntimeStats();
@@ -162,6 +169,10 @@ TEST_P(SameNodeStealingTest, IdleGroupsStealFromABusyGroupOnTheirNode) {
   const StealTotals steals = Steals();
   EXPECT_EQ(steals.within, victims) << "each victim is stolen once";
   EXPECT_EQ(steals.across, 0u) << "the topology has a single NUMA node";
+  const RuntimeStats stats = GetRuntimeStats();
+  EXPECT_EQ(stats.scheduling_groups[0].fibers_stolen_away, victims);
+  EXPECT_TRUE(PollUntil(NoFiberAlive, "every group to count its fibers as finished"))
+      << "fibers_alive must follow fibers that move between groups";
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SameNodeStealingTest,
