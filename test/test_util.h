@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -57,6 +58,16 @@ inline RuntimeOptions OptionsWithWorkers(std::size_t workers) {
   RuntimeOptions options;
   options.concurrency_hint = workers;
   return options;
+}
+
+// The sum of one SchedulingGroupStats counter over every group, e.g.
+//   SumOverGroups(&SchedulingGroupStats::sleeps).
+inline std::uint64_t SumOverGroups(std::uint64_t SchedulingGroupStats::*counter) {
+  std::uint64_t sum = 0;
+  for (const SchedulingGroupStats& group : GetRuntimeStats().scheduling_groups) {
+    sum += group.*counter;
+  }
+  return sum;
 }
 
 // Polls `pred` until it returns true, giving the CPU away between polls (to other

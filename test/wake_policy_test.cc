@@ -23,28 +23,16 @@ using testing::kGenerousTimeout;
 using testing::OptionsWithWorkers;
 using testing::PollUntil;
 using testing::Scaled;
+using testing::SumOverGroups;
 using testing::WaitOrAbort;
 using testing::Watchdog;
-
-struct SleepCounters {
-  std::uint64_t sleeps = 0;
-  std::uint64_t wakeups = 0;
-};
-
-SleepCounters GetSleepCounters() {
-  SleepCounters counters;
-  for (const SchedulingGroupStats& group : GetRuntimeStats().scheduling_groups) {
-    counters.sleeps += group.sleeps;
-    counters.wakeups += group.wakeups;
-  }
-  return counters;
-}
 
 TEST(WakePolicy, PlainThreadsCreateAndJoinFibersWithoutLosingWakeUps) {
   constexpr std::size_t kThreads = 4;
   const std::size_t handoffs = Scaled(250000);
   Runtime runtime(OptionsWithWorkers(4));
-  const SleepCounters before = GetSleepCounters();
+  const std::uint64_t sleeps_before = SumOverGroups(&SchedulingGroupStats::sleeps);
+  const std::uint64_t wakeups_before = SumOverGroups(&SchedulingGroupStats::wakeups);
 
   std::vector<std::size_t> counts(kThreads);  // plain data: Join() must publish it
   std::vector<std::atomic<std::size_t>> progress(kThreads);
@@ -72,9 +60,8 @@ TEST(WakePolicy, PlainThreadsCreateAndJoinFibersWithoutLosingWakeUps) {
 
   // Each hand-off leaves the workers idle until the next fiber arrives, so they
   // must have slept and been woken.
-  const SleepCounters after = GetSleepCounters();
-  EXPECT_GT(after.sleeps, before.sleeps);
-  EXPECT_GT(after.wakeups, before.wakeups);
+  EXPECT_GT(SumOverGroups(&SchedulingGroupStats::sleeps), sleeps_before);
+  EXPECT_GT(SumOverGroups(&SchedulingGroupStats::wakeups), wakeups_before);
 }
 
 TEST(WakePolicy, PlainThreadsSeeEveryStoreOfTheFibersTheyStart) {

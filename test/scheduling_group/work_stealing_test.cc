@@ -26,6 +26,7 @@ namespace {
 using testing::kGenerousTimeout;
 using testing::PollUntil;
 using testing::Scaled;
+using testing::SumOverGroups;
 using testing::WaitOrAbort;
 
 // The scheduling group the calling fiber runs in right now.
@@ -41,18 +42,11 @@ RuntimeOptions Layout(const std::string& topology, std::size_t workers,
 }
 
 struct StealTotals {
-  std::uint64_t within = 0;
-  std::uint64_t across = 0;
+  std::uint64_t within = SumOverGroups(&SchedulingGroupStats::steals_within_numa_node);
+  std::uint64_t across = SumOverGroups(&SchedulingGroupStats::steals_across_numa_nodes);
 };
 
-StealTotals Steals() {
-  StealTotals totals;
-  for (const SchedulingGroupStats& group : GetRuntimeStats().scheduling_groups) {
-    totals.within += group.steals_within_numa_node;
-    totals.across += group.steals_across_numa_nodes;
-  }
-  return totals;
-}
+StealTotals Steals() { return StealTotals(); }
 
 FiberAttributes InGroup(std::size_t group, bool local = false) {
   FiberAttributes attrs;
