@@ -86,8 +86,9 @@ namespace {
 // thread runs on a CPU of a node without groups (or of unknown node).
 SchedulingGroup* GroupNearCallingThread(RuntimeState& state) {
   const int cpu = sched_getcpu();
-  if (cpu < 0 || static_cast<std::size_t>(cpu) >= state.node_of_cpu.size())
+  if (cpu < 0 || static_cast<std::size_t>(cpu) >= state.node_of_cpu.size()) {
     return nullptr;
+  }
   const int node = state.node_of_cpu[cpu];
   if (node < 0 || static_cast<std::size_t>(node) >= state.node_groups.size()) {
     return nullptr;

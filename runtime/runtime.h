@@ -71,6 +71,7 @@ struct WorkerStats {
   std::uint64_t spins = 0;            // times it became one of the two spinners
   std::uint64_t sleeps = 0;           // times it slept on its futex
   std::uint64_t wakeups = 0;          // times it was woken from sleep
+  // Fibers it took from the queues of other groups on its NUMA node / on others.
   std::uint64_t steals_within_numa_node = 0;
   std::uint64_t steals_across_numa_nodes = 0;
 };

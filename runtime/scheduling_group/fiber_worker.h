@@ -9,6 +9,9 @@
 // while (two scans apart), so a busy worker cannot hold it back. After kMaxRunNextStreak
 // consecutive run-next picks the shared queue is served first, so fibers that
 // hand work back and forth cannot starve the queue.
+//
+// An idle worker also steals from other groups' queues (never from their
+// run-next slots); see scheduling_group.h for when.
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 
