@@ -223,6 +223,9 @@ void TerminateRuntime() {
        backoff = std::min(backoff * 2, kRecheckNs)) {
     detail::FutexWaitFor(&never_signalled, 0, backoff);
   }
+  // No fiber is left to sleep or wait with a timeout: pending user timers are
+  // dropped without running (their launches fail while closing).
+  for (auto& group : state.groups) group->StopTimers();
   for (auto& group : state.groups) group->Stop();
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);

@@ -3,7 +3,27 @@
 #include <thread>
 
 #include "runtime/detail/fiber_entity.h"
+#include "runtime/detail/spinlock.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/sync/detail/wait_queue.h"
+
+namespace weft::detail {
+
+void SleepUntilSteady(SteadyTime deadline) {
+  FiberWorker* worker = CurrentWorker();
+  if (worker == nullptr || worker->current_fiber() == nullptr) {
+    std::this_thread::sleep_until(deadline);
+    return;
+  }
+  // A wait that nothing but the deadline ends.
+  Spinlock lock;
+  WaitQueue queue;
+  Waiter waiter;
+  lock.lock();
+  queue.ParkUntil(&waiter, lock, deadline);
+}
+
+}  // namespace weft::detail
 
 namespace weft::this_fiber {
 

@@ -3,7 +3,17 @@
 #ifndef WEFT_RUNTIME_THIS_FIBER_H_
 #define WEFT_RUNTIME_THIS_FIBER_H_
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
+
+#include "runtime/detail/deadline.h"
+
+namespace weft::detail {
+// Suspends the calling fiber until `deadline` (its worker runs other fibers
+// meanwhile), or blocks the calling plain thread.
+void SleepUntilSteady(SteadyTime deadline);
+}  // namespace weft::detail
 
 namespace weft::this_fiber {
 
@@ -11,6 +21,24 @@ namespace weft::this_fiber {
 // behind them. Returns at once, without touching the run queue, when no other
 // fiber is ready. On a plain thread: std::this_thread::yield().
 void Yield();
+
+// Suspends the calling fiber for at least `duration` without blocking its
+// worker: the group's TimerWorker readies it when the time is up. Zero and
+// negative durations return at once. On a plain thread: blocks the thread.
+template <class Rep, class Period>
+void SleepFor(const std::chrono::duration<Rep, Period>& duration) {
+  if (duration <= duration.zero()) return;
+  detail::SleepUntilSteady(detail::DeadlineAfter(duration));
+}
+
+// Suspends the calling fiber until `deadline` (any clock; other clocks than
+// steady_clock are converted once, by their distance from now). A deadline in
+// the past returns at once. On a plain thread: std::this_thread::sleep_until.
+template <class Clock, class Duration>
+void SleepUntil(const std::chrono::time_point<Clock, Duration>& deadline) {
+  if (deadline <= Clock::now()) return;
+  detail::SleepUntilSteady(detail::ToSteadyDeadline(deadline));
+}
 
 // A non-zero id, unique among live fibers (ids are never reused in a process).
 // 0 on a plain thread.

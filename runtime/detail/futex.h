@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace weft::detail {
@@ -27,6 +28,21 @@ inline void FutexWaitFor(std::atomic<std::uint32_t>* word, std::uint32_t expecte
   struct timespec timeout = {timeout_ns / 1000000000, timeout_ns % 1000000000};
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
           &timeout, nullptr, 0);
+}
+
+// Like FutexWait, but gives up at `deadline` (steady_clock, which is
+// CLOCK_MONOTONIC: the clock FUTEX_WAIT_BITSET measures absolute timeouts in).
+inline void FutexWaitUntil(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                           std::chrono::steady_clock::time_point deadline) {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch())
+          .count();
+  if (ns <= 0) return;
+  struct timespec at = {static_cast<time_t>(ns / 1000000000),
+                        static_cast<long>(ns % 1000000000)};
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word),
+          FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, &at, nullptr,
+          FUTEX_BITSET_MATCH_ANY);
 }
 
 // Wakes up to `count` threads sleeping on `word`.

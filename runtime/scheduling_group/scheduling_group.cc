@@ -8,7 +8,10 @@ namespace weft::detail {
 SchedulingGroup::SchedulingGroup(std::size_t index, std::size_t numa_node,
                                  int memory_node, std::size_t run_queue_size,
                                  const std::vector<std::vector<int>>& worker_cpus)
-    : index_(index), numa_node_(numa_node), queue_(run_queue_size, memory_node) {
+    : index_(index),
+      numa_node_(numa_node),
+      queue_(run_queue_size, memory_node),
+      timer_worker_(index) {
   WEFT_CHECK(!worker_cpus.empty() && worker_cpus.size() <= kMaxWorkers)
       << "a scheduling group needs 1.." << kMaxWorkers << " workers, got "
       << worker_cpus.size();
@@ -28,6 +31,7 @@ void SchedulingGroup::SetStealPeers(StealPeers peers) {
 
 void SchedulingGroup::Start() {
   for (auto& worker : workers_) worker->Start();
+  timer_worker_.Start();
 }
 
 void SchedulingGroup::Stop() {
@@ -201,6 +205,7 @@ void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
   out->run_queue_depth =
       queue_.ApproxSize() + overflow_size_.load(std::memory_order_relaxed);
   out->run_queue_overflows = overflows_.load(std::memory_order_relaxed);
+  out->timers_fired = timer_worker_.fired();
 }
 
 }  // namespace weft::detail

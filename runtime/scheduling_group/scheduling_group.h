@@ -48,6 +48,7 @@
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/numa_memory.h"
 #include "runtime/scheduling_group/run_queue.h"
+#include "runtime/timer/detail/timer_worker.h"
 
 namespace weft::detail {
 
@@ -83,10 +84,17 @@ class SchedulingGroup {
   const StealPeers& steal_peers() const { return peers_; }
   bool may_steal() const { return may_steal_; }
 
+  // Starts the workers and the group's TimerWorker.
   void Start();
+  // Stops the TimerWorker, dropping the deadlines it still holds. Call only when
+  // no fiber is left, before Stop().
+  void StopTimers() { timer_worker_.Stop(); }
   // Makes workers exit once they find no work, and joins them. Call only when no
   // fiber is left.
   void Stop();
+
+  // Serves every deadline of this group's fibers and timers.
+  TimerWorker& timer_worker() { return timer_worker_; }
 
   std::size_t index() const { return index_; }
   std::size_t numa_node() const { return numa_node_; }
@@ -181,6 +189,7 @@ class SchedulingGroup {
   const std::size_t numa_node_;
   RunQueue<FiberEntity> queue_;
   std::vector<NumaNodePtr<FiberWorker>> workers_;
+  TimerWorker timer_worker_;
   StealPeers peers_;
   bool may_steal_ = false;
 
