@@ -213,5 +213,80 @@ TEST(ThisFiber, AYieldingFiberIsResumedOnMoreThanOneWorker) {
       << "other workers yielded " << foreign_yields.load() << " times";
 }
 
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+TEST_P(ThisFiberTest, SleepForLastsAtLeastTheRequestedTime) {
+  std::atomic<std::size_t> too_early{0};
+  std::atomic<std::size_t> done{0};
+  const std::size_t sleepers = Scaled(2000, 200);
+  for (std::size_t i = 0; i != sleepers; ++i) {
+    ASSERT_TRUE(StartFiberDetached([&, i] {
+      const auto requested = std::chrono::microseconds(i % 3000);
+      const auto start = steady_clock::now();
+      this_fiber::SleepFor(requested);
+      if (steady_clock::now() - start < requested) ++too_early;
+      ++done;
+    }));
+  }
+  testing::WaitOrAbort(
+      PollUntil([&] { return done.load() == sleepers; }, "the sleepers"));
+  EXPECT_EQ(too_early.load(), 0u);
+}
+
+TEST(ThisFiber, ASleepingFiberDoesNotBlockItsWorker) {
+  Runtime runtime(OptionsWithWorkers(1));
+  std::atomic<bool> other_ran{false};
+  bool other_ran_during_sleep = false;
+  Fiber sleeper([&] {
+    // Readied after the sleeper parks, on the only worker.
+    ASSERT_TRUE(StartFiberDetached([&] { other_ran = true; }));
+    this_fiber::SleepFor(milliseconds(20));
+    other_ran_during_sleep = other_ran.load();
+  });
+  sleeper.Join();
+  EXPECT_TRUE(other_ran_during_sleep);
+}
+
+TEST_P(ThisFiberTest, SleepUntilAcceptsAnyClockAndPastDeadlinesReturnAtOnce) {
+  Fiber([] {
+    const auto system_deadline = std::chrono::system_clock::now() + milliseconds(10);
+    this_fiber::SleepUntil(system_deadline);
+    EXPECT_GE(std::chrono::system_clock::now() + milliseconds(1), system_deadline);
+    const auto steady_deadline = steady_clock::now() + milliseconds(10);
+    this_fiber::SleepUntil(steady_deadline);
+    EXPECT_GE(steady_clock::now(), steady_deadline);
+    // These would never return if treated as far-future deadlines.
+    this_fiber::SleepUntil(steady_clock::now() - std::chrono::hours(1));
+    this_fiber::SleepUntil(steady_clock::time_point::min());
+    this_fiber::SleepFor(std::chrono::hours(-1));
+    this_fiber::SleepFor(std::chrono::nanoseconds::zero());
+    this_fiber::SleepFor(std::chrono::duration<double>(-0.5));
+  }).Join();
+}
+
+TEST(ThisFiber, SleepOnAPlainThreadBlocksTheThread) {
+  const auto start = steady_clock::now();
+  this_fiber::SleepFor(milliseconds(10));
+  EXPECT_GE(steady_clock::now() - start, milliseconds(10));
+  const auto deadline = steady_clock::now() + milliseconds(5);
+  this_fiber::SleepUntil(deadline);
+  EXPECT_GE(steady_clock::now(), deadline);
+  this_fiber::SleepFor(std::chrono::hours(-1));
+}
+
+TEST(ThisFiber, TerminateWaitsForSleepingFibersToFinishTheirSleep) {
+  StartRuntime(OptionsWithWorkers(2));
+  std::atomic<int> finished{0};
+  for (int i = 0; i != 100; ++i) {
+    ASSERT_TRUE(StartFiberDetached([&, i] {
+      this_fiber::SleepFor(milliseconds(i % 20));
+      ++finished;
+    }));
+  }
+  TerminateRuntime();
+  EXPECT_EQ(finished.load(), 100);
+}
+
 }  // namespace
 }  // namespace weft

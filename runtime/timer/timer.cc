@@ -22,7 +22,7 @@ namespace {
 // A user timer. References: one for the id (until Kill/Detach), one while the
 // TimerWorker holds it (armed), which passes to the callback's run when due.
 struct UserTimer {
-  TimerEntry entry;  // first member: the TimerEntry* is the UserTimer*
+  TimerEntry entry;                // first member: the TimerEntry* is the UserTimer*
   std::atomic<int> references{2};  // the id, and the first arming
   std::chrono::nanoseconds period{0};
   std::size_t group_index = 0;
@@ -36,7 +36,9 @@ struct UserTimer {
   std::uint64_t running_fiber WEFT_GUARDED_BY(lock) = 0;
   WaitQueue killers WEFT_GUARDED_BY(lock);
 
-  static UserTimer* From(TimerEntry* entry) { return reinterpret_cast<UserTimer*>(entry); }
+  static UserTimer* From(TimerEntry* entry) {
+    return reinterpret_cast<UserTimer*>(entry);
+  }
   static UserTimer* From(TimerId id) { return reinterpret_cast<UserTimer*>(id); }
 
   void Release() {

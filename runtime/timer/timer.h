@@ -86,9 +86,8 @@ TimerId SetTimer(std::chrono::steady_clock::time_point at, F&& callback) {
 template <class Rep, class Period, class F>
 TimerId SetTimer(std::chrono::steady_clock::time_point at,
                  std::chrono::duration<Rep, Period> period, F&& callback) {
-  return detail::SetTimerImpl(
-      at, std::chrono::ceil<std::chrono::nanoseconds>(period),
-      detail::MakeTimerCallback(std::forward<F>(callback)));
+  return detail::SetTimerImpl(at, std::chrono::ceil<std::chrono::nanoseconds>(period),
+                              detail::MakeTimerCallback(std::forward<F>(callback)));
 }
 
 // Cancels the timer and releases `id`. When KillTimer returns, the callback is

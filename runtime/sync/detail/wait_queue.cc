@@ -48,7 +48,9 @@ struct ParkTimeout {
   static void Release(ParkTimeout* self) {
     if (self->references.fetch_sub(1, std::memory_order_acq_rel) == 1) delete self;
   }
-  static void OnDrop(TimerEntry* entry) { Release(reinterpret_cast<ParkTimeout*>(entry)); }
+  static void OnDrop(TimerEntry* entry) {
+    Release(reinterpret_cast<ParkTimeout*>(entry));
+  }
 };
 
 }  // namespace

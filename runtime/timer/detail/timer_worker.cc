@@ -47,7 +47,7 @@ void TimerWorker::Submit(TimerEntry* entry) {
   do {
     entry->next_submitted = head;
   } while (!submitted_.compare_exchange_weak(head, entry, std::memory_order_release,
-                                              std::memory_order_relaxed));
+                                             std::memory_order_relaxed));
   // Pairs with the fence in Run() before it re-reads submitted_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (Ticks(entry->deadline) < sleeping_until_.load(std::memory_order_relaxed)) {
