@@ -87,6 +87,8 @@ struct SchedulingGroupStats {
   std::uint64_t fibers_alive = 0;
   std::size_t run_queue_depth = 0;        // ready fibers waiting, overflow included
   std::uint64_t run_queue_overflows = 0;  // pushes that found the queue full
+  // Deadlines the group's TimerWorker served: user timers, sleeps and the
+  // timeouts of timed waits that came due.
   std::uint64_t timers_fired = 0;
   std::uint64_t spins = 0;  // sums over the workers
   std::uint64_t sleeps = 0;
