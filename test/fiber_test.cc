@@ -140,10 +140,10 @@ TEST_P(FiberTest, JoinFromFiberWaitsForTheFiber) {
 TEST_P(FiberTest, JoinFromManyPlainThreadsAtOnce) {
   constexpr int kThreads = 4;
   std::vector<std::thread> threads;
-  const std::size_t joins = Scaled(200, 20);
+  constexpr std::size_t joins = Scaled(200, 20);
   std::atomic<std::size_t> ran{0};
   for (int t = 0; t != kThreads; ++t) {
-    threads.emplace_back([&ran, joins] {
+    threads.emplace_back([&ran] {
       for (std::size_t i = 0; i != joins; ++i) {
         Fiber fiber([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
         fiber.Join();
@@ -228,7 +228,7 @@ TEST_P(FiberTest, RunsWithALargerPerFiberStack) {
 }
 
 TEST_P(FiberTest, BatchStartRunsEveryCallableExactlyOnce) {
-  const std::size_t fibers = Scaled(1000, 50);
+  constexpr std::size_t fibers = Scaled(1000, 50);
   std::vector<std::atomic<int>> runs(fibers);
   std::vector<std::function<void()>> fns;
   for (std::size_t i = 0; i != fibers; ++i) {
@@ -239,7 +239,7 @@ TEST_P(FiberTest, BatchStartRunsEveryCallableExactlyOnce) {
 
   // And from a fiber.
   std::vector<std::atomic<int>> nested_runs(fibers);
-  Fiber starter([&nested_runs, fibers] {
+  Fiber starter([&nested_runs] {
     std::vector<std::function<void()>> nested;
     for (std::size_t i = 0; i != fibers; ++i) {
       nested.emplace_back([&nested_runs, i] { ++nested_runs[i]; });
@@ -286,7 +286,7 @@ TEST_P(FiberTest, ExplicitSchedulingGroupIndexPlacesTheFiberInThatGroup) {
 }
 
 TEST_P(FiberTest, DetachedFibersThatSpawnChildrenAllRunExactlyOnce) {
-  const std::size_t parents = Scaled(100000);
+  constexpr std::size_t parents = Scaled(100000);
   // Bounds live fibers so that stacks (two mappings each with guard pages) stay
   // well below vm.max_map_count; the window is large enough to keep every worker
   // busy.
@@ -300,9 +300,9 @@ TEST_P(FiberTest, DetachedFibersThatSpawnChildrenAllRunExactlyOnce) {
                             "fibers to finish"))
           << finished.load() << " finished of " << 2 * i << " started";
     }
-    ASSERT_TRUE(StartFiberDetached([&runs, &finished, i, parents] {
+    ASSERT_TRUE(StartFiberDetached([&runs, &finished, i] {
       runs[i].fetch_add(1, std::memory_order_relaxed);
-      EXPECT_TRUE(StartFiberDetached([&runs, &finished, i, parents] {
+      EXPECT_TRUE(StartFiberDetached([&runs, &finished, i] {
         runs[parents + i].fetch_add(1, std::memory_order_relaxed);
         finished.fetch_add(1, std::memory_order_relaxed);
       }));
