@@ -43,6 +43,8 @@ void TimerWorker::Stop() {
 }
 
 void TimerWorker::Submit(TimerEntry* entry) {
+  // Read before publishing: once pushed, the entry may fire and be re-armed.
+  const std::int64_t deadline = Ticks(entry->deadline);
   TimerEntry* head = submitted_.load(std::memory_order_relaxed);
   do {
     entry->next_submitted = head;
@@ -50,7 +52,7 @@ void TimerWorker::Submit(TimerEntry* entry) {
                                              std::memory_order_relaxed));
   // Pairs with the fence in Run() before it re-reads submitted_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (Ticks(entry->deadline) < sleeping_until_.load(std::memory_order_relaxed)) {
+  if (deadline < sleeping_until_.load(std::memory_order_relaxed)) {
     wake_word_.fetch_add(1, std::memory_order_release);
     FutexWake(&wake_word_, 1);
   }
