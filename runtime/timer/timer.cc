@@ -156,9 +156,6 @@ TimerId SetTimerImpl(SteadyTime at, std::chrono::nanoseconds period,
         "weft::SetTimer: the period is negative; pass a positive period, or use the "
         "one-shot SetTimer(at, callback)");
   }
-  if (period.count() == 0 && callback == nullptr) {
-    throw std::invalid_argument("weft::SetTimer: no callback");
-  }
   bool ticket = false;
   SchedulingGroup* group = GroupForTimer(&ticket);
   auto* timer = new UserTimer;
