@@ -90,6 +90,9 @@ struct SchedulingGroupStats {
   // Deadlines the group's TimerWorker served: user timers, sleeps and the
   // timeouts of timed waits that came due.
   std::uint64_t timers_fired = 0;
+  // Deadlines the TimerWorker holds now, cancelled ones not yet dropped
+  // included (it drops those in batches).
+  std::uint64_t timers_pending = 0;
   std::uint64_t spins = 0;  // sums over the workers
   std::uint64_t sleeps = 0;
   std::uint64_t wakeups = 0;

@@ -206,6 +206,7 @@ void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
       queue_.ApproxSize() + overflow_size_.load(std::memory_order_relaxed);
   out->run_queue_overflows = overflows_.load(std::memory_order_relaxed);
   out->timers_fired = timer_worker_.fired();
+  out->timers_pending = timer_worker_.held();
 }
 
 }  // namespace weft::detail

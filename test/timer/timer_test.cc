@@ -11,6 +11,7 @@
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
 #include "runtime/this_fiber.h"
+#include "runtime/timer/detail/timer_worker.h"
 #include "test/test_util.h"
 
 namespace weft {
@@ -20,6 +21,7 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 using testing::PollUntil;
 using testing::Scaled;
+using testing::SumOverGroups;
 using testing::WaitOrAbort;
 
 class TimerTest : public testing::WorkerCountTest {};
@@ -228,6 +230,25 @@ TEST(TimerStress, KillRacingTheDeadlineRunsAtMostOnceAndNeverAfterTheKill) {
   TerminateRuntime();
   EXPECT_EQ(late_runs.load(), 0u);
   for (std::size_t i = 0; i != timers; ++i) ASSERT_LE(runs[i].load(), 1) << i;
+}
+
+// Far-off timers killed soon after they are set (RPC deadlines) must not hold
+// memory until they would have been due: nothing else wakes the timer thread
+// here, so only the drain on a batch of submissions or kills frees them.
+TEST(TimerStress, KilledFarOffTimersAreDroppedLongBeforeTheirDeadline) {
+  Runtime runtime(testing::OptionsWithWorkers(1));
+  const std::size_t pairs = Scaled(300000, 30000);
+  Fiber([pairs] {
+    for (std::size_t i = 0; i != pairs; ++i) {
+      KillTimer(SetTimer(steady_clock::now() + std::chrono::hours(1), [] {}));
+    }
+  }).Join();
+  const std::uint64_t bound = 4 * detail::TimerWorker::kDrainBatch;
+  EXPECT_TRUE(PollUntil(
+      [&] { return SumOverGroups(&SchedulingGroupStats::timers_pending) < bound; },
+      "the killed timers to be dropped"))
+      << SumOverGroups(&SchedulingGroupStats::timers_pending) << " still held after "
+      << pairs << " set+kill pairs";
 }
 
 TEST(TimerShutdown, PendingTimersAreCancelledAndIdsStayUsable) {

@@ -15,13 +15,13 @@ using Clock = std::chrono::steady_clock;
 
 std::int64_t Ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
 
-// Heap order: earliest deadline on top, submission order among equal deadlines.
-bool Later(const TimerEntry* a, const TimerEntry* b) {
-  if (a->deadline != b->deadline) return a->deadline > b->deadline;
-  return a->sequence > b->sequence;
-}
-
 }  // namespace
+
+// Heap order: earliest deadline on top, submission order among equal deadlines.
+bool TimerWorker::Later(const HeapItem& a, const HeapItem& b) {
+  if (a.deadline != b.deadline) return a.deadline > b.deadline;
+  return a.sequence > b.sequence;
+}
 
 TimerWorker::TimerWorker(std::size_t group_index) : group_index_(group_index) {}
 
@@ -34,12 +34,16 @@ void TimerWorker::Start() {
 void TimerWorker::Stop() {
   if (!thread_.joinable()) return;
   stopping_.store(true, std::memory_order_seq_cst);
-  wake_word_.fetch_add(1, std::memory_order_seq_cst);
-  FutexWake(&wake_word_, 1);
+  Wake();
   thread_.join();
   TakeSubmissions();
-  for (TimerEntry* entry : heap_) entry->on_drop(entry);
+  for (const HeapItem& item : heap_) item.entry->on_drop(item.entry);
   heap_.clear();
+}
+
+void TimerWorker::Wake() {
+  wake_word_.fetch_add(1, std::memory_order_release);
+  FutexWake(&wake_word_, 1);
 }
 
 void TimerWorker::Submit(TimerEntry* entry) {
@@ -50,29 +54,30 @@ void TimerWorker::Submit(TimerEntry* entry) {
     entry->next_submitted = head;
   } while (!submitted_.compare_exchange_weak(head, entry, std::memory_order_release,
                                              std::memory_order_relaxed));
+  const std::uint64_t pending = pending_.fetch_add(1, std::memory_order_relaxed) + 1;
   // Pairs with the fence in Run() before it re-reads submitted_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (deadline < sleeping_until_.load(std::memory_order_relaxed)) {
-    wake_word_.fetch_add(1, std::memory_order_release);
-    FutexWake(&wake_word_, 1);
+  if (deadline < sleeping_until_.load(std::memory_order_relaxed) ||
+      pending % kDrainBatch == 0) {
+    Wake();
   }
 }
 
 bool TimerWorker::Cancel(TimerEntry* entry) {
   if (entry->dead.exchange(true, std::memory_order_acq_rel)) return false;
-  cancelled_.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t cancelled = cancelled_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (cancelled % kDrainBatch == 0) Wake();
   return true;
 }
 
 void TimerWorker::PushHeap(TimerEntry* entry) {
-  entry->sequence = next_sequence_++;
-  heap_.push_back(entry);
+  heap_.push_back(HeapItem{Ticks(entry->deadline), next_sequence_++, entry});
   std::push_heap(heap_.begin(), heap_.end(), Later);
 }
 
 TimerEntry* TimerWorker::PopHeap() {
   std::pop_heap(heap_.begin(), heap_.end(), Later);
-  TimerEntry* entry = heap_.back();
+  TimerEntry* entry = heap_.back().entry;
   heap_.pop_back();
   return entry;
 }
@@ -82,32 +87,45 @@ void TimerWorker::TakeSubmissions() {
   // The stack holds the newest first; reverse it so that equal deadlines keep
   // their submission order.
   TimerEntry* reversed = nullptr;
+  std::uint64_t taken = 0;
   while (list != nullptr) {
     TimerEntry* next = list->next_submitted;
     list->next_submitted = reversed;
     reversed = list;
     list = next;
+    ++taken;
   }
+  pending_.fetch_sub(taken, std::memory_order_relaxed);
+  std::uint64_t dropped = 0;
   for (TimerEntry* entry = reversed; entry != nullptr;) {
     TimerEntry* next = entry->next_submitted;
-    PushHeap(entry);
+    if (entry->dead.load(std::memory_order_acquire)) {
+      entry->on_drop(entry);  // cancelled before it ever reached the heap
+      ++dropped;
+    } else {
+      PushHeap(entry);
+    }
     entry = next;
+  }
+  if (dropped != 0) ForgetCancelled(dropped);
+}
+
+void TimerWorker::ForgetCancelled(std::uint64_t n) {
+  std::uint64_t cancelled = cancelled_.load(std::memory_order_relaxed);
+  while (!cancelled_.compare_exchange_weak(cancelled, cancelled - std::min(n, cancelled),
+                                           std::memory_order_relaxed)) {
   }
 }
 
 void TimerWorker::Compact() {
-  std::uint64_t removed = 0;
-  auto alive_end = std::partition(heap_.begin(), heap_.end(), [](TimerEntry* entry) {
-    return !entry->dead.load(std::memory_order_acquire);
+  auto alive_end = std::partition(heap_.begin(), heap_.end(), [](const HeapItem& item) {
+    return !item.entry->dead.load(std::memory_order_acquire);
   });
-  for (auto it = alive_end; it != heap_.end(); ++it) {
-    (*it)->on_drop(*it);
-    ++removed;
-  }
+  const auto removed = static_cast<std::uint64_t>(heap_.end() - alive_end);
+  for (auto it = alive_end; it != heap_.end(); ++it) it->entry->on_drop(it->entry);
   heap_.erase(alive_end, heap_.end());
   std::make_heap(heap_.begin(), heap_.end(), Later);
-  cancelled_.fetch_sub(std::min<std::uint64_t>(removed, cancelled_.load()),
-                       std::memory_order_relaxed);
+  ForgetCancelled(removed);
 }
 
 void TimerWorker::Run() {
@@ -124,23 +142,27 @@ void TimerWorker::Run() {
         cancelled_.load(std::memory_order_relaxed) > heap_.size() / 2) {
       Compact();
     }
-    const Clock::time_point now = Clock::now();
-    while (!heap_.empty() && heap_.front()->deadline <= now) {
+    const std::int64_t now = Ticks(Clock::now());
+    while (!heap_.empty() && heap_.front().deadline <= now) {
       TimerEntry* entry = PopHeap();
       if (entry->dead.load(std::memory_order_acquire)) {
         entry->on_drop(entry);
+        ForgetCancelled(1);
       } else {
         fired_.fetch_add(1, std::memory_order_relaxed);
         entry->on_due(entry);
       }
     }
-    while (!heap_.empty() && heap_.front()->dead.load(std::memory_order_acquire)) {
+    while (!heap_.empty() && heap_.front().entry->dead.load(std::memory_order_acquire)) {
       TimerEntry* entry = PopHeap();
       entry->on_drop(entry);
+      ForgetCancelled(1);
     }
+    in_heap_.store(heap_.size(), std::memory_order_relaxed);
     const std::uint32_t word = wake_word_.load(std::memory_order_acquire);
     const Clock::time_point next =
-        heap_.empty() ? Clock::time_point::max() : heap_.front()->deadline;
+        heap_.empty() ? Clock::time_point::max()
+                      : Clock::time_point(Clock::duration(heap_.front().deadline));
     sleeping_until_.store(Ticks(next), std::memory_order_relaxed);
     // Pairs with the fence in Submit(): either the producer sees the deadline we
     // sleep until, or we see its entry now.

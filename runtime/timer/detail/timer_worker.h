@@ -11,8 +11,12 @@
 // deadline is never missed.
 //
 // An entry is cancelled by marking it dead; the thread drops dead entries when
-// they reach the top of the heap, and rebuilds the heap without them when they
-// make up more than half of it, so cancelled long deadlines do not pile up.
+// it takes them from the submission stack or when they reach the top of the
+// heap, and rebuilds the heap without them when they make up more than half of
+// it. Producers also wake the thread once kDrainBatch submissions or
+// cancellations have piled up since it last looked, so that neither a burst of
+// far-off timers nor a stream of cancelled ones holds memory (or delays the next
+// deadline) until the earliest deadline comes.
 //
 // Thread-safe.
 #ifndef WEFT_RUNTIME_TIMER_DETAIL_TIMER_WORKER_H_
@@ -43,9 +47,8 @@ struct TimerEntry {
   // entry longer than it must.
   std::atomic<bool> dead{false};
 
-  // The timer thread's bookkeeping.
+  // Link in the submission stack.
   TimerEntry* next_submitted = nullptr;
-  std::uint64_t sequence = 0;  // ties on the deadline fire in submission order
 };
 
 class TimerWorker {
@@ -66,9 +69,29 @@ class TimerWorker {
   bool Cancel(TimerEntry* entry);
 
   std::uint64_t fired() const { return fired_.load(std::memory_order_relaxed); }
+  // Entries held (in the heap or waiting to be taken), dead ones included.
+  std::uint64_t held() const {
+    return in_heap_.load(std::memory_order_relaxed) +
+           pending_.load(std::memory_order_relaxed);
+  }
+
+  // Submissions or cancellations since the thread last looked that make a
+  // producer wake it.
+  static constexpr std::uint64_t kDrainBatch = 4096;
 
  private:
+  // A heap slot keeps its entry's keys, so that ordering the heap reads no
+  // entry (entries of sleeping fibers sit on as many cold stacks).
+  struct HeapItem {
+    std::int64_t deadline;
+    std::uint64_t sequence;  // ties on the deadline fire in submission order
+    TimerEntry* entry;
+  };
+
+  static bool Later(const HeapItem& a, const HeapItem& b);
+  void ForgetCancelled(std::uint64_t n);
   void Run();
+  void Wake();
   void TakeSubmissions();
   void Compact();
   void PushHeap(TimerEntry* entry);
@@ -78,6 +101,7 @@ class TimerWorker {
   std::thread thread_;
 
   alignas(64) std::atomic<TimerEntry*> submitted_{nullptr};
+  std::atomic<std::uint64_t> pending_{0};  // submissions not yet taken
   // The deadline (steady_clock ticks) the thread sleeps until; the minimum while
   // it is awake, so that no producer wakes it then.
   alignas(64) std::atomic<std::int64_t> sleeping_until_{INT64_MIN};
@@ -85,9 +109,10 @@ class TimerWorker {
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> cancelled_{0};
   std::atomic<std::uint64_t> fired_{0};
+  std::atomic<std::uint64_t> in_heap_{0};  // heap_.size(), for held()
 
   // Owned by the timer thread.
-  std::vector<TimerEntry*> heap_;
+  std::vector<HeapItem> heap_;
   std::uint64_t next_sequence_ = 0;
 };
 
