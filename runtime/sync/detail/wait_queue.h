@@ -44,6 +44,8 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   bool empty() const { return head_ == nullptr; }
+  // The oldest waiter, still queued; nullptr if none. Call with the lock held.
+  Waiter* front() const { return head_; }
 
   // Appends the caller as `waiter` and suspends it until Wake(waiter). `lock`
   // must be held and guard this queue; it is released by the time Park returns

@@ -1,0 +1,48 @@
+// FiberMutex with timed locking: try_lock_for / try_lock_until.
+//
+// Thread-safe; fibers and plain threads alike (see FiberMutex for costs,
+// fairness and misuse). A lock attempt that times out leaves no trace: the
+// mutex is not acquired and the attempt takes no place in the queue.
+#ifndef WEFT_RUNTIME_SYNC_FIBER_TIMED_MUTEX_H_
+#define WEFT_RUNTIME_SYNC_FIBER_TIMED_MUTEX_H_
+
+#include <chrono>
+
+#include "runtime/detail/deadline.h"
+#include "runtime/sync/fiber_mutex.h"
+
+namespace weft {
+
+class FiberTimedMutex {
+ public:
+  void lock() { mutex_.lock(); }
+  bool try_lock() { return mutex_.try_lock(); }
+  void unlock() { mutex_.unlock(); }
+
+  // Locks if the mutex can be had within `timeout`. A zero or negative timeout
+  // tries once, like try_lock(). Returns whether the mutex was acquired.
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+    if (mutex_.try_lock()) return true;
+    if (timeout <= timeout.zero()) return false;
+    const detail::SteadyTime deadline = detail::DeadlineAfter(timeout);
+    return mutex_.LockSlow(&deadline);
+  }
+
+  // Locks if the mutex can be had before `deadline` (any clock). A deadline in
+  // the past tries once. Returns whether the mutex was acquired.
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+    if (mutex_.try_lock()) return true;
+    if (deadline <= Clock::now()) return false;
+    const detail::SteadyTime steady = detail::ToSteadyDeadline(deadline);
+    return mutex_.LockSlow(&steady);
+  }
+
+ private:
+  FiberMutex mutex_;
+};
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_SYNC_FIBER_TIMED_MUTEX_H_
