@@ -26,8 +26,8 @@ void FiberLatch::CountDown(std::ptrdiff_t n) {
   {
     std::lock_guard<detail::Spinlock> guard(lock_);
     const std::ptrdiff_t left = count_.load(std::memory_order_relaxed) - n;
-    WEFT_CHECK(left >= 0) << "FiberLatch::CountDown(" << n << ") below zero (the count was "
-                          << left + n << ")";
+    WEFT_CHECK(left >= 0) << "FiberLatch::CountDown(" << n
+                          << ") below zero (the count was " << left + n << ")";
     count_.store(left, std::memory_order_release);
     if (left != 0) return;
     released = waiters_.PopAll();

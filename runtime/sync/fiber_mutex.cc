@@ -20,7 +20,8 @@ struct MutexWaiter : detail::Waiter {
 
 FiberMutex::~FiberMutex() {
   WEFT_CHECK(state_.load(std::memory_order_relaxed) == kUnlocked)
-      << "a FiberMutex was destroyed while locked" << (waiters_.empty() ? "" : " with waiters")
+      << "a FiberMutex was destroyed while locked"
+      << (waiters_.empty() ? "" : " with waiters")
       << "; unlock it and make sure no fiber or thread still uses it";
 }
 
@@ -61,8 +62,7 @@ bool FiberMutex::LockSlow(const Clock::time_point* deadline) {
 }
 
 void FiberMutex::UnlockSlow(std::uint32_t state) {
-  WEFT_CHECK(state != kUnlocked)
-      << "FiberMutex::unlock() on a mutex that is not locked";
+  WEFT_CHECK(state != kUnlocked) << "FiberMutex::unlock() on a mutex that is not locked";
   // state is kContended.
   wait_lock_.lock();
   auto* front = static_cast<MutexWaiter*>(waiters_.front());

@@ -45,9 +45,8 @@ class FiberMutex {
 
   void lock() {
     std::uint32_t expected = kUnlocked;
-    if (WEFT_LIKELY(state_.compare_exchange_strong(expected, kLocked,
-                                                   std::memory_order_acquire,
-                                                   std::memory_order_relaxed))) {
+    if (WEFT_LIKELY(state_.compare_exchange_strong(
+            expected, kLocked, std::memory_order_acquire, std::memory_order_relaxed))) {
       return;
     }
     LockSlow(nullptr);
@@ -61,9 +60,8 @@ class FiberMutex {
 
   void unlock() {
     std::uint32_t expected = kLocked;
-    if (WEFT_LIKELY(state_.compare_exchange_strong(expected, kUnlocked,
-                                                   std::memory_order_release,
-                                                   std::memory_order_relaxed))) {
+    if (WEFT_LIKELY(state_.compare_exchange_strong(
+            expected, kUnlocked, std::memory_order_release, std::memory_order_relaxed))) {
       return;
     }
     UnlockSlow(expected);

@@ -76,8 +76,8 @@ TEST_P(FiberMutexTest, TimedLockTimesOutWhileHeldAndSucceedsOnceReleased) {
     const auto start = std::chrono::steady_clock::now();
     EXPECT_FALSE(mutex.try_lock_for(std::chrono::milliseconds(10)));
     EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(10));
-    EXPECT_FALSE(mutex.try_lock_until(std::chrono::system_clock::now() -
-                                      std::chrono::seconds(1)));
+    EXPECT_FALSE(
+        mutex.try_lock_until(std::chrono::system_clock::now() - std::chrono::seconds(1)));
     EXPECT_FALSE(mutex.try_lock_for(std::chrono::seconds(-1)));
   }).Join();
   std::atomic<bool> got{false};

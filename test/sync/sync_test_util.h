@@ -18,7 +18,9 @@ namespace weft::testing {
 
 enum class Side { kFiber, kThread };
 
-inline const char* SideName(Side side) { return side == Side::kFiber ? "Fiber" : "Thread"; }
+inline const char* SideName(Side side) {
+  return side == Side::kFiber ? "Fiber" : "Thread";
+}
 
 // A fiber or a plain thread running `body`; joined by Join() or destruction.
 class Actor {
@@ -59,14 +61,13 @@ inline std::string WaiterNotifierName(
 
 }  // namespace weft::testing
 
-#define WEFT_INSTANTIATE_OVER_WAITERS_AND_NOTIFIERS(suite)                           \
-  INSTANTIATE_TEST_SUITE_P(                                                          \
-      Sides, suite,                                                                  \
-      ::testing::Combine(                                                            \
-          ::testing::Values(::weft::testing::Side::kFiber,                           \
-                            ::weft::testing::Side::kThread),                         \
-          ::testing::Values(::weft::testing::Side::kFiber,                           \
-                            ::weft::testing::Side::kThread)),                        \
+#define WEFT_INSTANTIATE_OVER_WAITERS_AND_NOTIFIERS(suite)                   \
+  INSTANTIATE_TEST_SUITE_P(                                                  \
+      Sides, suite,                                                          \
+      ::testing::Combine(::testing::Values(::weft::testing::Side::kFiber,    \
+                                           ::weft::testing::Side::kThread),  \
+                         ::testing::Values(::weft::testing::Side::kFiber,    \
+                                           ::weft::testing::Side::kThread)), \
       ::weft::testing::WaiterNotifierName)
 
 #endif  // WEFT_TEST_SYNC_SYNC_TEST_UTIL_H_
