@@ -37,6 +37,9 @@ bool FiberMutex::LockSlow(const Clock::time_point* deadline) {
   }
   // Drepper's futex mutex: whoever sets kContended may have parked waiters
   // behind it, so the unlock of a kContended mutex always looks at the queue.
+  // Since the first park: a waiter that keeps losing to newcomers after being
+  // woken still reaches the hand-over threshold.
+  Clock::time_point first_parked{};
   while (state_.exchange(kContended, std::memory_order_acquire) != kUnlocked) {
     MutexWaiter waiter;
     wait_lock_.lock();
@@ -47,7 +50,8 @@ bool FiberMutex::LockSlow(const Clock::time_point* deadline) {
       wait_lock_.unlock();
       continue;
     }
-    waiter.parked_at = Clock::now();
+    if (first_parked == Clock::time_point{}) first_parked = Clock::now();
+    waiter.parked_at = first_parked;
     bool woken;
     if (deadline == nullptr) {
       waiters_.Park(&waiter, wait_lock_);
