@@ -98,7 +98,7 @@ TEST_P(FiberConditionVariableTest, TimeoutsRacingNotificationsLoseNothing) {
   {
     std::vector<Actor> actors;
     for (int c = 0; c != 4; ++c) {
-      actors.emplace_back(waiter(), [&] {
+      actors.emplace_back(waiter(), [&, c] {
         std::unique_lock<FiberMutex> lock(mutex);
         for (;;) {
           cv.wait_for(lock, std::chrono::microseconds(20 + c * 7),
