@@ -31,9 +31,11 @@
 #include <string>
 #include <vector>
 
+#include "benchmark/bench_flags.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
+#include "runtime/sync/fiber_latch.h"
 
 namespace weft {
 
@@ -77,36 +79,6 @@ double WorkNanoseconds(std::uint64_t rounds) {
   return best;
 }
 
-// Counts a batch's fibers down; the fiber that reaches zero wakes the waiting
-// thread. The fiber may still be inside notify_one() when Wait() returns, so the
-// object must outlive the runtime, whose termination waits for every fiber.
-class Countdown {
- public:
-  void Reset(std::int64_t count) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    remaining_.store(count, std::memory_order_relaxed);
-    done_ = false;
-  }
-
-  void CountDown(std::int64_t n = 1) {
-    if (remaining_.fetch_sub(n, std::memory_order_acq_rel) != n) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    done_ = true;
-    cv_.notify_one();
-  }
-
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return done_; });
-  }
-
- private:
-  std::atomic<std::int64_t> remaining_{0};
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-};
-
 // How a variant's figure compares with its family's stealing-off baseline.
 enum class Comparison { kSpeedUp, kOverhead };
 
@@ -132,7 +104,6 @@ std::uint64_t TotalSteals() {
 }
 
 void RunVariant(::benchmark::State& state, const Variant& variant) {
-  Countdown countdown;  // declared before the runtime, so it outlives every fiber
   Runtime runtime(variant.options);
   FiberAttributes attributes;
   attributes.scheduling_group = variant.scheduling_group;
@@ -140,7 +111,8 @@ void RunVariant(::benchmark::State& state, const Variant& variant) {
   const std::uint64_t rounds = variant.work_rounds;
   // Starts a batch from this plain thread and waits for its last fiber.
   auto run_batch = [&] {
-    countdown.Reset(fibers);
+    // May be destroyed as soon as Wait() returns, whatever the last fiber does.
+    FiberLatch countdown(fibers);
     for (std::int64_t i = 0; i < fibers; ++i) {
       const std::uint64_t seed = static_cast<std::uint64_t>(i);
       const bool started = StartFiberDetached(attributes, [&countdown, seed, rounds] {
@@ -351,16 +323,6 @@ std::size_t CpuCount() {
   return static_cast<std::size_t>(CPU_COUNT(&cpus));
 }
 
-// Takes --quick out of argv, before Google Benchmark and gflags see it.
-bool TakeQuickFlag(int* argc, char** argv) {
-  char** const end = argv + *argc;
-  char** const kept_end = std::remove_if(
-      argv + 1, end, [](const char* arg) { return std::strcmp(arg, "--quick") == 0; });
-  *argc = static_cast<int>(kept_end - argv);
-  argv[*argc] = nullptr;
-  return kept_end != end;
-}
-
 void PrintHelp() {
   ::benchmark::PrintDefaultHelp();
   std::printf(
@@ -378,7 +340,7 @@ void PrintHelp() {
 int main(int argc, char** argv) {
   using namespace weft;
   Scale scale;
-  if (TakeQuickFlag(&argc, argv)) {
+  if (bench::TakeQuickFlag(&argc, argv)) {
     scale.fibers = 2'000;
     scale.tiny_fibers = 20'000;
     scale.batches = 3;

@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "benchmark/bench_flags.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
@@ -454,16 +455,6 @@ void PrintSummary(const std::vector<Workload>& workloads) {
   }
 }
 
-// Takes --quick out of argv, before Google Benchmark and gflags see it.
-bool TakeQuickFlag(int* argc, char** argv) {
-  char** const end = argv + *argc;
-  char** const kept_end = std::remove_if(
-      argv + 1, end, [](const char* arg) { return std::strcmp(arg, "--quick") == 0; });
-  *argc = static_cast<int>(kept_end - argv);
-  argv[*argc] = nullptr;
-  return kept_end != end;
-}
-
 void PrintHelp() {
   ::benchmark::PrintDefaultHelp();
   std::printf(
@@ -481,7 +472,7 @@ void PrintHelp() {
 int main(int argc, char** argv) {
   using namespace weft;
   Scale scale;
-  if (TakeQuickFlag(&argc, argv)) {
+  if (bench::TakeQuickFlag(&argc, argv)) {
     scale.rounds = 5'000;
     scale.w5_locks = 2'000;
     scale.items = 50'000;

@@ -45,9 +45,11 @@
 #include <thread>
 #include <vector>
 
+#include "benchmark/bench_flags.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
+#include "runtime/sync/fiber_latch.h"
 #include "runtime/this_fiber.h"
 #include "runtime/timer/timer.h"
 
@@ -120,32 +122,6 @@ void RegisterMicrobenchmarks(const Scale& scale) {
   Register("SleepFor1us/thread", false, scale, sleep_1us);
 }
 
-// Counts sleepers down; the last one wakes the waiting thread. It may still be
-// inside CountDown when Wait returns, so the object must outlive the runtime
-// (whose termination waits for every fiber).
-class Countdown {
- public:
-  explicit Countdown(std::size_t count) : remaining_(count) {}
-
-  void CountDown() {
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    done_ = true;
-    cv_.notify_one();
-  }
-
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return done_; });
-  }
-
- private:
-  std::atomic<std::size_t> remaining_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-};
-
 // n offsets evenly spaced over [0, spread), in a fixed shuffled order: creation
 // order says nothing about wake order, so timers are inserted in random order.
 std::vector<nanoseconds> MakeOffsets(std::size_t n, nanoseconds spread) {
@@ -169,7 +145,9 @@ nanoseconds Lead(std::size_t sleepers, microseconds per_sleeper) {
 // One lateness run, shared by its sleepers.
 struct SleepRun {
   SleepRun(std::size_t n, nanoseconds spread, microseconds per_sleeper)
-      : offsets(MakeOffsets(n, spread)), lateness_ns(n), countdown(n) {
+      : offsets(MakeOffsets(n, spread)),
+        lateness_ns(n),
+        countdown(static_cast<std::ptrdiff_t>(n)) {
     start = Clock::now() + Lead(n, per_sleeper);
   }
 
@@ -194,7 +172,9 @@ struct SleepRun {
   std::atomic<std::size_t> asleep{0};
   std::atomic<std::size_t> late_starts{0};  // arrived after their deadline
   Clock::time_point all_asleep_at;          // when the last sleeper arrived
-  Countdown countdown;
+  // Counted down by every sleeper (weft fiber, Boost.Fiber fiber or thread);
+  // the measuring thread waits on it.
+  FiberLatch countdown;
 };
 
 struct Lateness {
@@ -346,16 +326,6 @@ void PrintLateness(const std::vector<Lateness>& results) {
   }
 }
 
-// Takes --quick out of argv, before Google Benchmark and gflags see it.
-bool TakeQuickFlag(int* argc, char** argv) {
-  char** const end = argv + *argc;
-  char** const kept_end = std::remove_if(
-      argv + 1, end, [](const char* arg) { return std::strcmp(arg, "--quick") == 0; });
-  *argc = static_cast<int>(kept_end - argv);
-  argv[*argc] = nullptr;
-  return kept_end != end;
-}
-
 void PrintHelp() {
   ::benchmark::PrintDefaultHelp();
   std::printf(
@@ -373,7 +343,7 @@ void PrintHelp() {
 int main(int argc, char** argv) {
   using namespace weft;
   Scale scale;
-  if (TakeQuickFlag(&argc, argv)) {
+  if (bench::TakeQuickFlag(&argc, argv)) {
     scale.fiber_sleepers = 10'000;
     scale.workloads.resize(1);
     scale.min_time = 0.1;
