@@ -5,7 +5,11 @@
 namespace weft {
 
 FiberConditionVariable::~FiberConditionVariable() {
-  WEFT_CHECK(waiters_.empty())
+  // Under the lock: a notifier may still be unlocking it.
+  wait_lock_.lock();
+  const bool idle = waiters_.empty();
+  wait_lock_.unlock();
+  WEFT_CHECK(idle)
       << "a FiberConditionVariable was destroyed while fibers or threads wait on it";
 }
 

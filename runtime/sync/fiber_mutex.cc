@@ -19,9 +19,12 @@ struct MutexWaiter : detail::Waiter {
 }  // namespace
 
 FiberMutex::~FiberMutex() {
-  WEFT_CHECK(state_.load(std::memory_order_relaxed) == kUnlocked)
-      << "a FiberMutex was destroyed while locked"
-      << (waiters_.empty() ? "" : " with waiters")
+  // Under the lock: an unlocker may still be releasing it.
+  wait_lock_.lock();
+  const bool waiters = !waiters_.empty();
+  wait_lock_.unlock();
+  WEFT_CHECK(state_.load(std::memory_order_relaxed) == kUnlocked && !waiters)
+      << "a FiberMutex was destroyed while locked" << (waiters ? " with waiters" : "")
       << "; unlock it and make sure no fiber or thread still uses it";
 }
 
