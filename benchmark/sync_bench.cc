@@ -11,8 +11,8 @@
 //   W4-same-worker     two parties take turns through a mutex, a condition variable
 //                      and a turn flag; ns per round trip. weft: concurrency_hint 1;
 //                      boost_fiber: both fibers on one thread (round_robin).
-//   W4-across-workers  the same on two workers: weft with concurrency_hint 2 (one
-//                      scheduling group, fibers migrate freely), boost_fiber_ws,
+//   W4-across-workers  the same on two workers: weft with two single-worker groups
+//                      and stealing off, one party in each, boost_fiber_ws,
 //                      threads (std::mutex and std::condition_variable).
 //   W5                 64 parties each lock a mutex M times around a shared counter
 //                      increment (checked against 64 * M); ns per lock/unlock.
@@ -351,6 +351,13 @@ void Add(const Scale& scale, const Workload& workload, bool pool, const Run& run
         case kWeft: {
           RuntimeOptions options = RuntimeOptions::FromFlags();
           options.concurrency_hint = workload.weft_workers;
+          if (workload.id == "W4-across-workers") {
+            // One worker per group and no stealing: the two parties (started
+            // round-robin over the groups) stay on different workers, so every
+            // hand-off crosses workers.
+            options.scheduling_group_size = 1;
+            options.work_stealing_ratio = 0;
+          }
           Runtime runtime(options);
           RunBatches(state, workload, contender, [&] { return run(WeftKit{}); });
           break;

@@ -287,6 +287,10 @@ FiberEntity* FiberWorker::Sleep() {
   return nullptr;
 }
 
+bool FiberWorker::HasReadyWork() const {
+  return run_next_.load(std::memory_order_relaxed) != nullptr || !group_->LooksEmpty();
+}
+
 void FiberWorker::Wake() {
   wake_generation_.fetch_add(1, std::memory_order_release);
   FutexWake(&wake_generation_, 1);

@@ -88,6 +88,10 @@ class FiberWorker {
   // previous scan (or at once with `patient` false).
   FiberEntity* StealRunNext(FiberWorker* other, bool patient);
 
+  // Whether other fibers are ready to run here (run-next slot or the group's
+  // queue): a fiber about to wait had better let them run than spin. A hint.
+  bool HasReadyWork() const;
+
   // Wakes this worker if it sleeps. Called by whoever claimed its sleeping bit.
   void Wake();
 

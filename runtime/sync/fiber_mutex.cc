@@ -1,5 +1,7 @@
 #include "runtime/sync/fiber_mutex.h"
 
+#include "runtime/scheduling_group/fiber_worker.h"
+
 namespace weft {
 namespace {
 
@@ -8,6 +10,17 @@ using Clock = std::chrono::steady_clock;
 // Spin iterations before a contended lock parks: about the length of a short
 // critical section on another worker.
 constexpr int kSpinBeforePark = 128;
+
+// Spinning pays only when the caller has nothing better to do. A fiber whose
+// worker has other fibers ready parks at once: they run meanwhile, and fibers
+// contending for one mutex end up queued behind its holder instead of bouncing
+// its cache line between CPUs. Plain threads, whose parking costs a system
+// call, always spin first.
+bool ShouldSpin() {
+  detail::FiberWorker* worker = detail::CurrentWorker();
+  return worker == nullptr || worker->current_fiber() == nullptr ||
+         !worker->HasReadyWork();
+}
 // A waiter parked longer than this gets the lock handed to it directly.
 constexpr std::chrono::milliseconds kStarvationThreshold{1};
 
@@ -29,7 +42,8 @@ FiberMutex::~FiberMutex() {
 }
 
 bool FiberMutex::LockSlow(const Clock::time_point* deadline) {
-  for (int i = 0; i < kSpinBeforePark; ++i) {
+  const int spins = ShouldSpin() ? kSpinBeforePark : 0;
+  for (int i = 0; i < spins; ++i) {
     std::uint32_t state = state_.load(std::memory_order_relaxed);
     if (state == kUnlocked &&
         state_.compare_exchange_weak(state, kLocked, std::memory_order_acquire,

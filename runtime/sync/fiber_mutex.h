@@ -12,7 +12,7 @@
 //
 // Cost: an uncontended lock and unlock are one atomic operation each. A
 // contended lock spins briefly (the holder, being a fiber, usually keeps its CPU
-// and releases soon), then parks. unlock() wakes at most one waiter. Woken
+// and releases soon) if its worker has nothing else ready, then parks. unlock() wakes at most one waiter. Woken
 // waiters compete with newcomers for throughput, but a waiter that has waited
 // longer than 1 ms is handed the lock directly on the next unlock, so no waiter
 // starves.
