@@ -42,11 +42,16 @@ class FiberChannel {
   // Waits for room, then appends `value`. False (value dropped) once closed.
   bool Push(T value) {
     std::unique_lock<FiberMutex> lock(mutex_);
-    not_full_.wait(lock, [&] { return closed_ || values_.size() < capacity_; });
+    if (!closed_ && values_.size() >= capacity_) {
+      ++waiting_pushers_;
+      not_full_.wait(lock, [&] { return closed_ || values_.size() < capacity_; });
+      --waiting_pushers_;
+    }
     if (closed_) return false;
     values_.push_back(std::move(value));
+    const bool wake = waiting_poppers_ != 0;
     lock.unlock();
-    not_empty_.notify_one();
+    if (wake) not_empty_.notify_one();
     return true;
   }
 
@@ -59,7 +64,11 @@ class FiberChannel {
   // drained.
   std::optional<T> Pop() {
     std::unique_lock<FiberMutex> lock(mutex_);
-    not_empty_.wait(lock, [&] { return closed_ || !values_.empty(); });
+    if (!closed_ && values_.empty()) {
+      ++waiting_poppers_;
+      not_empty_.wait(lock, [&] { return closed_ || !values_.empty(); });
+      --waiting_poppers_;
+    }
     return TakeFront(lock);
   }
 
@@ -81,12 +90,14 @@ class FiberChannel {
  private:
   template <class U>
   bool TryPushImpl(U&& value) {
+    bool wake;
     {
       std::lock_guard<FiberMutex> lock(mutex_);
       if (closed_ || values_.size() >= capacity_) return false;
       values_.push_back(std::forward<U>(value));
+      wake = waiting_poppers_ != 0;
     }
-    not_empty_.notify_one();
+    if (wake) not_empty_.notify_one();
     return true;
   }
 
@@ -94,8 +105,9 @@ class FiberChannel {
     if (values_.empty()) return std::nullopt;
     std::optional<T> value(std::move(values_.front()));
     values_.pop_front();
+    const bool wake = waiting_pushers_ != 0;
     lock.unlock();
-    not_full_.notify_one();
+    if (wake) not_full_.notify_one();
     return value;
   }
 
@@ -105,6 +117,11 @@ class FiberChannel {
   FiberConditionVariable not_empty_;
   std::deque<T> values_;  // guarded by mutex_
   bool closed_ = false;   // guarded by mutex_
+  // Parties waiting on not_full_ / not_empty_; guarded by mutex_. Nobody to
+  // wake, no notification: the common, flowing case skips the condition
+  // variables entirely.
+  int waiting_pushers_ = 0;
+  int waiting_poppers_ = 0;
 };
 
 }  // namespace weft
