@@ -9,10 +9,8 @@ FiberBarrier::FiberBarrier(std::ptrdiff_t parties) : parties_(parties) {
 }
 
 FiberBarrier::~FiberBarrier() {
-  lock_.lock();
-  const bool idle = waiters_.empty();
-  lock_.unlock();
-  WEFT_CHECK(idle) << "a FiberBarrier was destroyed while fibers or threads wait on it";
+  WEFT_CHECK(waiters_.EmptyUnder(lock_))
+      << "a FiberBarrier was destroyed while fibers or threads wait on it";
 }
 
 void FiberBarrier::ArriveAndWait() {

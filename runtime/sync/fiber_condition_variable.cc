@@ -5,11 +5,7 @@
 namespace weft {
 
 FiberConditionVariable::~FiberConditionVariable() {
-  // Under the lock: a notifier may still be unlocking it.
-  wait_lock_.lock();
-  const bool idle = waiters_.empty();
-  wait_lock_.unlock();
-  WEFT_CHECK(idle)
+  WEFT_CHECK(waiters_.EmptyUnder(wait_lock_))
       << "a FiberConditionVariable was destroyed while fibers or threads wait on it";
 }
 

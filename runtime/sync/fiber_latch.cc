@@ -12,11 +12,8 @@ FiberLatch::FiberLatch(std::ptrdiff_t count) : count_(count) {
 }
 
 FiberLatch::~FiberLatch() {
-  // Pairs with CountDown's critical section: it may still be unlocking.
-  lock_.lock();
-  const bool idle = waiters_.empty();
-  lock_.unlock();
-  WEFT_CHECK(idle) << "a FiberLatch was destroyed while fibers or threads wait on it";
+  WEFT_CHECK(waiters_.EmptyUnder(lock_))
+      << "a FiberLatch was destroyed while fibers or threads wait on it";
 }
 
 void FiberLatch::CountDown(std::ptrdiff_t n) {

@@ -32,10 +32,7 @@ struct MutexWaiter : detail::Waiter {
 }  // namespace
 
 FiberMutex::~FiberMutex() {
-  // Under the lock: an unlocker may still be releasing it.
-  wait_lock_.lock();
-  const bool waiters = !waiters_.empty();
-  wait_lock_.unlock();
+  const bool waiters = !waiters_.EmptyUnder(wait_lock_);
   WEFT_CHECK(state_.load(std::memory_order_relaxed) == kUnlocked && !waiters)
       << "a FiberMutex was destroyed while locked" << (waiters ? " with waiters" : "")
       << "; unlock it and make sure no fiber or thread still uses it";

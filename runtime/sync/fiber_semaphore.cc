@@ -10,10 +10,8 @@ FiberSemaphore::FiberSemaphore(std::ptrdiff_t initial) : count_(initial) {
 }
 
 FiberSemaphore::~FiberSemaphore() {
-  lock_.lock();
-  const bool idle = waiters_.empty();
-  lock_.unlock();
-  WEFT_CHECK(idle) << "a FiberSemaphore was destroyed while fibers or threads wait on it";
+  WEFT_CHECK(waiters_.EmptyUnder(lock_))
+      << "a FiberSemaphore was destroyed while fibers or threads wait on it";
 }
 
 bool FiberSemaphore::TryAcquire() {

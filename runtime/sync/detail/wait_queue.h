@@ -44,6 +44,15 @@ class WaitQueue {
   WaitQueue& operator=(const WaitQueue&) = delete;
 
   bool empty() const { return head_ == nullptr; }
+  // Whether no one waits, read under `lock` (the lock guarding this queue), so
+  // that a waker still inside its critical section is done with the queue:
+  // what the destructors of the primitives check.
+  bool EmptyUnder(Spinlock& lock) const {
+    lock.lock();
+    const bool empty = head_ == nullptr;
+    lock.unlock();
+    return empty;
+  }
   // The oldest waiter, still queued; nullptr if none. Call with the lock held.
   Waiter* front() const { return head_; }
 
