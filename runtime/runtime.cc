@@ -184,10 +184,8 @@ void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
 }  // namespace detail
 
 void StartRuntime(const RuntimeOptions& options) {
-  detail::ValidateOptionRanges(options);
-  // Throws for a bad topology, accessible_cpus or layout, before any thread starts.
-  const detail::CpuLayout layout = detail::DiscoverCpus(options);
-  const std::vector<detail::GroupPlan> plans = detail::PlanGroups(options, layout);
+  // Throws for any invalid option, before any thread starts.
+  const detail::RuntimePlan plan = detail::PlanRuntime(options);
   detail::RuntimeState& state = detail::State();
   std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
   WEFT_CHECK(!state.running.load())
@@ -196,7 +194,7 @@ void StartRuntime(const RuntimeOptions& options) {
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
-    detail::CreateGroups(options, layout, plans, &state);
+    detail::CreateGroups(options, plan.layout, plan.groups, &state);
   }
   for (auto& group : state.groups) group->Start();
   state.closing.store(false, std::memory_order_seq_cst);
@@ -252,9 +250,8 @@ std::string DescribeLayout() {
 }
 
 std::string DescribeLayout(const RuntimeOptions& options) {
-  detail::ValidateOptionRanges(options);
-  const detail::CpuLayout layout = detail::DiscoverCpus(options);
-  return detail::DescribeGroups(options, layout, detail::PlanGroups(options, layout));
+  const detail::RuntimePlan plan = detail::PlanRuntime(options);
+  return detail::DescribeGroups(options, plan.layout, plan.groups);
 }
 
 bool IsRunningInFiberWorker() { return detail::CurrentWorker() != nullptr; }

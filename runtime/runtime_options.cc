@@ -38,7 +38,9 @@ RuntimeOptions RuntimeOptions::FromFlags() {
 }
 
 namespace detail {
+namespace {
 
+// Every option's own range; the layout is checked by PlanRuntime.
 void ValidateOptionRanges(const RuntimeOptions& options) {
   CheckRange("concurrency_hint", "weft_concurrency_hint", options.concurrency_hint, 0,
              1024, " (0 = one worker per accessible CPU)");
@@ -59,12 +61,19 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
              std::size_t{1} << 30, " bytes");
 }
 
+}  // namespace
+
+RuntimePlan PlanRuntime(const RuntimeOptions& options) {
+  ValidateOptionRanges(options);
+  // Parses topology and accessible_cpus and checks that the layout can be made.
+  RuntimePlan plan;
+  plan.layout = DiscoverCpus(options);
+  plan.groups = PlanGroups(options, plan.layout);
+  return plan;
+}
+
 }  // namespace detail
 
-void RuntimeOptions::Validate() const {
-  detail::ValidateOptionRanges(*this);
-  // Parses topology and accessible_cpus and checks that the layout can be made.
-  detail::PlanGroups(*this, detail::DiscoverCpus(*this));
-}
+void RuntimeOptions::Validate() const { detail::PlanRuntime(*this); }
 
 }  // namespace weft

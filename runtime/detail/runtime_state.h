@@ -4,17 +4,25 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "runtime/runtime.h"
+#include "runtime/scheduling_group/topology.h"
 
 namespace weft::detail {
 
 class SchedulingGroup;
 class FiberWorker;
 
-// RuntimeOptions::Validate() without the layout check (which needs the
-// topology): throws std::invalid_argument for a value out of its range.
-void ValidateOptionRanges(const RuntimeOptions& options);
+// The CPUs and the groups a runtime started with `options` gets on this
+// machine. Every option is checked first, so this throws
+// std::invalid_argument for a value out of range, a bad topology or
+// accessible_cpus, or a layout that cannot be made.
+struct RuntimePlan {
+  CpuLayout layout;
+  std::vector<GroupPlan> groups;
+};
+RuntimePlan PlanRuntime(const RuntimeOptions& options);
 
 // A plain thread holds a launch ticket from AllocateFiber until its fiber is
 // queued, so TerminateRuntime cannot stop the workers in between. Returns false
