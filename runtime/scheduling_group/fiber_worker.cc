@@ -193,29 +193,24 @@ FiberEntity* FiberWorker::StealAnyRunNext(bool patient) {
 FiberEntity* FiberWorker::TryStealFromPeers(bool before_sleep) {
   const StealPeers& peers = group_->steal_peers();
   ++steal_clock_;
-  if (!peers.same_node.empty() &&
-      (before_sleep || steal_clock_ % peers.same_node_ratio == 0)) {
-    if (FiberEntity* fiber = StealFrom(peers.same_node)) {
-      stats_.steals_within_numa_node.Add();
-      return fiber;
-    }
+  if (FiberEntity* fiber = StealIfDue(peers.same_node, peers.same_node_ratio,
+                                      before_sleep, &stats_.steals_within_numa_node)) {
+    return fiber;
   }
-  if (!peers.other_nodes.empty() &&
-      (before_sleep || steal_clock_ % peers.other_nodes_ratio == 0)) {
-    if (FiberEntity* fiber = StealFrom(peers.other_nodes)) {
-      stats_.steals_across_numa_nodes.Add();
-      return fiber;
-    }
-  }
-  return nullptr;
+  return StealIfDue(peers.other_nodes, peers.other_nodes_ratio, before_sleep,
+                    &stats_.steals_across_numa_nodes);
 }
 
-FiberEntity* FiberWorker::StealFrom(const std::vector<SchedulingGroup*>& victims) {
+FiberEntity* FiberWorker::StealIfDue(const std::vector<SchedulingGroup*>& victims,
+                                     std::size_t ratio, bool before_sleep,
+                                     OwnerCounter* steals) {
+  if (victims.empty() || (!before_sleep && steal_clock_ % ratio != 0)) return nullptr;
   const std::size_t start = steal_cursor_++;
   for (std::size_t i = 0; i < victims.size(); ++i) {
     if (FiberEntity* fiber = victims[(start + i) % victims.size()]->PopForThief()) {
       // We own it now: no one else reads its group until it is queued or run.
       fiber->group = group_;
+      steals->Add();
       return fiber;
     }
   }

@@ -115,7 +115,11 @@ class FiberWorker {
     return TryStealFromPeers(before_sleep);
   }
   FiberEntity* TryStealFromPeers(bool before_sleep);
-  FiberEntity* StealFrom(const std::vector<SchedulingGroup*>& victims);
+  // Tries `victims` in turn if a steal from them is due (every `ratio`-th look,
+  // or now before sleeping; never when the list is empty), counting a success
+  // in `steals`.
+  FiberEntity* StealIfDue(const std::vector<SchedulingGroup*>& victims, std::size_t ratio,
+                          bool before_sleep, OwnerCounter* steals);
   // Switches from the running fiber to `next` (or, if null, the scheduler context).
   void SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock);
 
