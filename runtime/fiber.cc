@@ -27,10 +27,6 @@ char* AlignDown(char* p, std::size_t alignment) {
   return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(alignment - 1));
 }
 
-bool InFiber(FiberWorker* worker) {
-  return worker != nullptr && worker->current_fiber() != nullptr;
-}
-
 // Fibers started by plain threads hold a launch ticket between AllocateFiber and
 // LaunchFiber / DiscardFiber (see runtime_state.h).
 void ReleaseTicketIfHeld(bool held) {

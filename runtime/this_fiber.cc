@@ -11,7 +11,7 @@ namespace weft::detail {
 
 void SleepUntilSteady(SteadyTime deadline) {
   FiberWorker* worker = CurrentWorker();
-  if (worker == nullptr || worker->current_fiber() == nullptr) {
+  if (!detail::InFiber(worker)) {
     std::this_thread::sleep_until(deadline);
     return;
   }
@@ -29,7 +29,7 @@ namespace weft::this_fiber {
 
 void Yield() {
   detail::FiberWorker* worker = detail::CurrentWorker();
-  if (worker == nullptr || worker->current_fiber() == nullptr) {
+  if (!detail::InFiber(worker)) {
     std::this_thread::yield();
     return;
   }
@@ -38,7 +38,7 @@ void Yield() {
 
 std::uint64_t GetId() {
   detail::FiberWorker* worker = detail::CurrentWorker();
-  if (worker == nullptr || worker->current_fiber() == nullptr) return 0;
+  if (!detail::InFiber(worker)) return 0;
   return worker->current_fiber()->id;
 }
 

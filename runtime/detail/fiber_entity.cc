@@ -18,8 +18,7 @@ void DropFiberReference(FiberEntity* fiber) {
 
 void ReadyFiber(FiberEntity* fiber) {
   FiberWorker* worker = CurrentWorker();
-  if (worker != nullptr && worker->current_fiber() != nullptr &&
-      worker->group() == fiber->group) {
+  if (InFiber(worker) && worker->group() == fiber->group) {
     worker->ReadyLocal(fiber);
   } else {
     fiber->group->Push(fiber);

@@ -159,6 +159,12 @@ class FiberWorker {
 // instead of using a thread-local address computed before.
 FiberWorker* CurrentWorker();
 
+// Whether `worker` (from CurrentWorker()) is running a fiber right now, i.e. the
+// caller is a fiber rather than a plain thread or a worker's scheduler loop.
+inline bool InFiber(const FiberWorker* worker) {
+  return worker != nullptr && worker->current_fiber() != nullptr;
+}
+
 // Completes a switch on the receiving side: stores the switcher's context and
 // applies its AfterSwitch. Returns the worker the receiver now runs on.
 FiberWorker* CompleteSwitch(SwitchArrival arrival);

@@ -18,8 +18,7 @@ constexpr int kSpinBeforePark = 128;
 // call, always spin first.
 bool ShouldSpin() {
   detail::FiberWorker* worker = detail::CurrentWorker();
-  return worker == nullptr || worker->current_fiber() == nullptr ||
-         !worker->HasReadyWork();
+  return !detail::InFiber(worker) || !worker->HasReadyWork();
 }
 // A waiter parked longer than this gets the lock handed to it directly.
 constexpr std::chrono::milliseconds kStarvationThreshold{1};

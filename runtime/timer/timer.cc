@@ -137,7 +137,7 @@ void UserTimer::RunCallback() {
 SchedulingGroup* GroupForTimer(bool* ticket) {
   FiberWorker* worker = CurrentWorker();
   *ticket = false;
-  if (worker != nullptr && worker->current_fiber() != nullptr) return worker->group();
+  if (InFiber(worker)) return worker->group();
   if (!AcquireLaunchTicket()) {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
                             "weft::SetTimer: the runtime is not running (or is "
