@@ -1,0 +1,103 @@
+// BlockingGet / BlockingTryGet: wait for a future from a fiber (which suspends; its
+// worker runs other fibers meanwhile) or from a plain thread (which blocks on a
+// futex).
+//
+//   weft::Future<int> f = weft::Async([] { return Compute(); });
+//   int v = weft::BlockingGet(std::move(f));   // rethrows Compute()'s exception
+//
+//   if (auto v = weft::BlockingTryGet(std::move(g), std::chrono::milliseconds(5))) {
+//     Use(*v);
+//   }
+#ifndef WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
+#define WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
+
+#include <chrono>
+#include <optional>
+#include <type_traits>
+
+#include "runtime/detail/deadline.h"
+#include "runtime/future/future.h"
+#include "runtime/sync/fiber_latch.h"
+
+namespace weft {
+
+namespace detail {
+
+// A continuation that wakes the fiber or thread waiting for a state.
+class FutureWaiter final : public Continuation {
+ public:
+  Continuation* Fire() noexcept override {
+    ready_.CountDown();  // the waiter may return (and destroy this) at once
+    return nullptr;
+  }
+
+  // Waits until `state` is ready.
+  void Wait(SharedStateBase& state) {
+    if (state.Install(this) != nullptr) return;
+    ready_.Wait();
+  }
+
+  // Waits until `state` is ready or `deadline` passes; returns whether it is
+  // ready. On false, this waiter is no longer installed.
+  bool WaitUntil(SharedStateBase& state, SteadyTime deadline) {
+    if (state.IsReady() || state.Install(this) != nullptr) return true;
+    if (ready_.WaitUntil(deadline)) return true;
+    if (state.Uninstall()) return false;
+    // The producer published as we gave up: it fires us imminently, and we must
+    // not leave before it has.
+    ready_.Wait();
+    return true;
+  }
+
+ private:
+  FiberLatch ready_{1};
+};
+
+template <class T>
+using TryGetResult = std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>;
+
+}  // namespace detail
+
+// Waits until `future` is ready, then returns its value or rethrows its exception
+// (the original exception object). Works from fibers and plain threads. Aborts on
+// an invalid future.
+template <class T>
+T BlockingGet(Future<T> future) {
+  detail::SharedState<T>* state =
+      detail::FutureAccess::ReleaseValid(future, "weft::BlockingGet");
+  auto owner = detail::FutureAccess::Adopt(state);  // drops the state on return
+  if (!state->IsReady()) {
+    detail::FutureWaiter waiter;
+    waiter.Wait(*state);
+  }
+  if constexpr (std::is_void_v<T>) {
+    state->TakeValue();
+  } else {
+    return state->TakeValue();
+  }
+}
+
+// BlockingGet that gives up after `timeout` (zero or negative: only checks).
+// Returns the value (for Future<void>: true), or std::nullopt (false) on
+// timeout. On timeout the future is dropped: its value, when it arrives, is
+// destroyed. An exception stored in the future is rethrown.
+template <class T, class Rep, class Period>
+detail::TryGetResult<T> BlockingTryGet(Future<T> future,
+                                       const std::chrono::duration<Rep, Period>& timeout) {
+  detail::SharedState<T>* state =
+      detail::FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
+  auto owner = detail::FutureAccess::Adopt(state);
+  detail::FutureWaiter waiter;
+  const bool ready = waiter.WaitUntil(*state, detail::DeadlineAfter(timeout));
+  if constexpr (std::is_void_v<T>) {
+    if (ready) state->TakeValue();
+    return ready;
+  } else {
+    if (!ready) return std::nullopt;
+    return std::optional<T>(state->TakeValue());
+  }
+}
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_

@@ -1,0 +1,292 @@
+// WhenAll / WhenAny: one future for several.
+//
+//   auto both = weft::WhenAll(Async(LoadUser), Async(LoadCart));   // Future<tuple<User, Cart>>
+//   auto [user, cart] = weft::BlockingGet(std::move(both));
+//
+//   std::vector<weft::Future<Reply>> replicas = ...;
+//   auto [index, reply] = weft::BlockingGet(weft::WhenAny(std::move(replicas)));
+//
+// Both consume their input futures (each must be valid; an invalid one aborts).
+// The result becomes ready on the fiber or thread that completes the deciding
+// input, like any continuation (see future.h).
+#ifndef WEFT_RUNTIME_FUTURE_WHEN_ALL_H_
+#define WEFT_RUNTIME_FUTURE_WHEN_ALL_H_
+
+#include <atomic>
+#include <cstddef>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "runtime/future/future.h"
+
+namespace weft {
+
+namespace detail {
+
+// A state completed by several input states: it watches each input with one
+// continuation slot, and keeps a reference to itself until every input has
+// fired (so that late inputs of WhenAny find it alive).
+template <class R>
+class CombinatorState : public SharedState<R> {
+ protected:
+  // References: one for the result future, one for the inputs still pending.
+  explicit CombinatorState(std::size_t inputs)
+      : SharedState<R>(/*references=*/2), slots_(inputs), pending_(inputs) {
+    for (std::size_t i = 0; i != inputs; ++i) slots_[i] = Slot(this, i);
+  }
+
+  // Called once per input, when input `index` is ready. Returns a continuation
+  // to fire next (the result's, when this input completes it), or nullptr.
+  virtual Continuation* OnInputReady(std::size_t index) noexcept = 0;
+
+  // Starts watching input `index`; call once all inputs are recorded.
+  void Watch(std::size_t index, SharedStateBase& input) noexcept {
+    FireChain(input.Install(&slots_[index]));
+  }
+
+  // Counts an input as fired; true for the last one.
+  bool CountFired() noexcept {
+    return pending_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
+
+  Continuation* PublishAndDrop() noexcept {
+    Continuation* next = this->Publish();
+    this->DropReference();  // the pending inputs' reference; `this` may be gone
+    return next;
+  }
+
+ private:
+  class Slot final : public Continuation {
+   public:
+    Slot() = default;
+    Slot(CombinatorState* owner, std::size_t index) : owner_(owner), index_(index) {}
+    Continuation* Fire() noexcept override { return owner_->OnInputReady(index_); }
+
+   private:
+    CombinatorState* owner_ = nullptr;
+    std::size_t index_ = 0;
+  };
+
+  std::vector<Slot> slots_;
+  std::atomic<std::size_t> pending_;
+};
+
+template <class T>
+using WhenAllVectorResult = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
+
+// WhenAll over a vector: completes when every input has; holds each input until
+// then and moves the values out in input order.
+template <class T>
+class WhenAllVectorState final : public CombinatorState<WhenAllVectorResult<T>> {
+ public:
+  explicit WhenAllVectorState(std::vector<Future<T>>& inputs)
+      : CombinatorState<WhenAllVectorResult<T>>(inputs.size()) {
+    inputs_.reserve(inputs.size());
+    for (Future<T>& input : inputs) {
+      inputs_.push_back(FutureAccess::ReleaseValid(input, "weft::WhenAll"));
+    }
+  }
+  ~WhenAllVectorState() override {
+    for (SharedState<T>* input : inputs_) input->DropReference();
+  }
+
+  void Start() noexcept {
+    for (std::size_t i = 0; i != inputs_.size(); ++i) this->Watch(i, *inputs_[i]);
+  }
+
+ private:
+  Continuation* OnInputReady(std::size_t) noexcept override {
+    if (!this->CountFired()) return nullptr;
+    // Every input is ready; the counter's acquire-release chain makes all of
+    // their outcomes visible here.
+    for (SharedState<T>* input : inputs_) {
+      if (input->exception()) {
+        this->StoreException(input->exception());
+        return this->PublishAndDrop();
+      }
+    }
+    StoreResultOf(*this, [this] {
+      if constexpr (!std::is_void_v<T>) {
+        std::vector<T> values;
+        values.reserve(inputs_.size());
+        for (SharedState<T>* input : inputs_) values.push_back(std::move(input->value()));
+        return values;
+      }
+    });
+    return this->PublishAndDrop();
+  }
+
+  std::vector<SharedState<T>*> inputs_;
+};
+
+template <class T>
+using WhenAnyResult =
+    std::conditional_t<std::is_void_v<T>, std::size_t, std::pair<std::size_t, T>>;
+
+// WhenAny: the first input to fire decides; later ones are released as they
+// come.
+template <class T>
+class WhenAnyState final : public CombinatorState<WhenAnyResult<T>> {
+ public:
+  explicit WhenAnyState(std::vector<Future<T>>& inputs)
+      : CombinatorState<WhenAnyResult<T>>(inputs.size()) {
+    inputs_.reserve(inputs.size());
+    for (Future<T>& input : inputs) {
+      inputs_.push_back(FutureAccess::ReleaseValid(input, "weft::WhenAny"));
+    }
+  }
+
+  void Start() noexcept {
+    for (std::size_t i = 0; i != inputs_.size(); ++i) this->Watch(i, *inputs_[i]);
+  }
+
+ private:
+  Continuation* OnInputReady(std::size_t index) noexcept override {
+    SharedState<T>* input = inputs_[index];
+    Continuation* next = nullptr;
+    if (!decided_.exchange(true, std::memory_order_acq_rel)) {
+      if (input->exception()) {
+        this->StoreException(input->exception());
+      } else {
+        StoreResultOf(*this, [&] {
+          if constexpr (std::is_void_v<T>) {
+            return index;
+          } else {
+            return std::pair<std::size_t, T>(index, std::move(input->value()));
+          }
+        });
+      }
+      next = this->Publish();
+    }
+    input->DropReference();
+    if (this->CountFired()) this->DropReference();  // `this` may be gone
+    return next;
+  }
+
+  std::vector<SharedState<T>*> inputs_;
+  std::atomic<bool> decided_{false};
+};
+
+// The tuple of the non-void types among Ts; void if there are none.
+template <class... Ts>
+using NonVoidTuple = decltype(std::tuple_cat(
+    std::declval<std::conditional_t<std::is_void_v<Ts>, std::tuple<>, std::tuple<Ts>>>()...));
+template <class... Ts>
+using WhenAllTupleResult =
+    std::conditional_t<std::tuple_size_v<NonVoidTuple<Ts...>> == 0, void, NonVoidTuple<Ts...>>;
+
+// WhenAll over futures of different types.
+template <class... Ts>
+class WhenAllTupleState final : public CombinatorState<WhenAllTupleResult<Ts...>> {
+  using Result = WhenAllTupleResult<Ts...>;
+  using Indexes = std::index_sequence_for<Ts...>;
+
+ public:
+  explicit WhenAllTupleState(Future<Ts>&... inputs)
+      : CombinatorState<Result>(sizeof...(Ts)),
+        inputs_(FutureAccess::ReleaseValid(inputs, "weft::WhenAll")...) {}
+  ~WhenAllTupleState() override {
+    std::apply([](auto*... input) { (input->DropReference(), ...); }, inputs_);
+  }
+
+  void Start() noexcept { StartEach(Indexes{}); }
+
+ private:
+  template <std::size_t... I>
+  void StartEach(std::index_sequence<I...>) noexcept {
+    (this->Watch(I, *std::get<I>(inputs_)), ...);
+  }
+
+  template <class T>
+  static auto TakePart(SharedState<T>* input) {
+    if constexpr (std::is_void_v<T>) {
+      return std::tuple<>();
+    } else {
+      return std::tuple<T>(std::move(input->value()));
+    }
+  }
+
+  template <std::size_t... I>
+  std::exception_ptr FirstException(std::index_sequence<I...>) const noexcept {
+    std::exception_ptr first;
+    ((first == nullptr ? (void)(first = std::get<I>(inputs_)->exception()) : (void)0), ...);
+    return first;
+  }
+
+  template <std::size_t... I>
+  Result Collect(std::index_sequence<I...>) {
+    if constexpr (!std::is_void_v<Result>) {
+      return std::tuple_cat(TakePart(std::get<I>(inputs_))...);
+    }
+  }
+
+  Continuation* OnInputReady(std::size_t) noexcept override {
+    if (!this->CountFired()) return nullptr;
+    if (std::exception_ptr failure = FirstException(Indexes{})) {
+      this->StoreException(std::move(failure));
+      return this->PublishAndDrop();
+    }
+    StoreResultOf(*this, [this] { return Collect(Indexes{}); });
+    return this->PublishAndDrop();
+  }
+
+  std::tuple<SharedState<Ts>*...> inputs_;
+};
+
+}  // namespace detail
+
+// A future of every input's value, in argument order, once all of them are ready:
+// Future<std::tuple<...>> of the non-void value types (Future<void> if all are
+// void). If any input failed, the result holds the exception of the first failed
+// input in argument order — but only after every input is ready, so nothing the
+// inputs reference is still in use when a waiter wakes.
+template <class... Ts>
+auto WhenAll(Future<Ts>... inputs) {
+  static_assert(sizeof...(Ts) > 0, "weft::WhenAll() needs at least one future");
+  using State = detail::WhenAllTupleState<Ts...>;
+  auto* state = new State(inputs...);
+  auto result = detail::FutureAccess::Adopt<detail::WhenAllTupleResult<Ts...>>(state);
+  state->Start();
+  return result;
+}
+
+// WhenAll over a vector: Future<std::vector<T>> in input order (Future<void> for
+// T = void). Ready at once for an empty vector. Failures as for the variadic form.
+template <class T>
+Future<detail::WhenAllVectorResult<T>> WhenAll(std::vector<Future<T>> inputs) {
+  if (inputs.empty()) {
+    if constexpr (std::is_void_v<T>) {
+      return MakeReadyFuture();
+    } else {
+      return MakeReadyFuture(std::vector<T>());
+    }
+  }
+  auto* state = new detail::WhenAllVectorState<T>(inputs);
+  auto result = detail::FutureAccess::Adopt<detail::WhenAllVectorResult<T>>(state);
+  state->Start();
+  return result;
+}
+
+// A future of the first input to become ready: Future<std::pair<std::size_t, T>>
+// with its index and value (Future<std::size_t> for T = void), or that input's
+// exception. Inputs that complete later are released as they do; nothing leaks.
+// Throws std::invalid_argument for an empty vector, which could never complete.
+template <class T>
+Future<detail::WhenAnyResult<T>> WhenAny(std::vector<Future<T>> inputs) {
+  if (inputs.empty()) {
+    throw std::invalid_argument(
+        "weft::WhenAny: the vector of futures is empty, so the result could never "
+        "become ready; pass at least one future");
+  }
+  auto* state = new detail::WhenAnyState<T>(inputs);
+  auto result = detail::FutureAccess::Adopt<detail::WhenAnyResult<T>>(state);
+  state->Start();
+  return result;
+}
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_FUTURE_WHEN_ALL_H_
