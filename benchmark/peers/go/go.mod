@@ -1,0 +1,3 @@
+module weft/benchmark/peers/go
+
+go 1.19
