@@ -142,10 +142,10 @@ class Promise {
 
   // The future of this promise. Call at most once (aborts otherwise).
   Future<T> GetFuture() {
-    CheckUsable("GetFuture");
     WEFT_CHECK(!future_retrieved_)
         << "weft::Promise::GetFuture() called twice; a promise has one future (move "
            "it, or use WhenAll/Then to share its result)";
+    CheckUsable("GetFuture");
     future_retrieved_ = true;
     state_->AddReference();
     return detail::FutureAccess::Adopt(state_);
@@ -179,14 +179,20 @@ class Promise {
                                   << "() on a moved-from promise";
   }
   void CheckUnsatisfied(const char* operation) const {
-    CheckUsable(operation);
     WEFT_CHECK(!satisfied_) << "weft::Promise::" << operation
                             << "() on a promise that is already satisfied; a promise "
                                "takes one value or one exception";
+    CheckUsable(operation);
   }
+  // Once the future is out, the promise has no more use for the state: letting
+  // go of it now frees the value as soon as the consumer does (a WhenAny's late
+  // inputs, a dropped future), not when the promise object goes.
   void Satisfy() noexcept {
     satisfied_ = true;
-    detail::FireChain(state_->Publish());
+    detail::SharedState<T>* state = state_;
+    if (future_retrieved_) state_ = nullptr;
+    detail::FireChain(state->Publish());
+    if (future_retrieved_) state->DropReference();
   }
   void Abandon() noexcept {
     if (state_ == nullptr) return;
@@ -194,7 +200,7 @@ class Promise {
       state_->StoreException(detail::BrokenPromise());
       Satisfy();
     }
-    std::exchange(state_, nullptr)->DropReference();
+    if (state_ != nullptr) std::exchange(state_, nullptr)->DropReference();
   }
 
   detail::SharedState<T>* state_;

@@ -198,11 +198,16 @@ TEST(Future, DroppingTheFutureEarlyDestroysTheValueOnce) {
     Promise<Tracked> promise;
     { Future<Tracked> dropped = promise.GetFuture(); }
     promise.SetValue(&alive);
-    EXPECT_EQ(alive.load(), 1);
+    EXPECT_EQ(alive.load(), 0) << "nobody can read the value, yet it is kept";
   }
   EXPECT_EQ(alive.load(), 0);
   {
-    Promise<Tracked> never_read;  // future never taken
+    Promise<Tracked> not_yet_read;  // the future may still be taken
+    not_yet_read.SetValue(&alive);
+    EXPECT_EQ(alive.load(), 1);
+    EXPECT_EQ(BlockingGet(not_yet_read.GetFuture()).value(), 0);
+    EXPECT_EQ(alive.load(), 0);
+    Promise<Tracked> never_read;
     never_read.SetValue(&alive);
   }
   EXPECT_EQ(alive.load(), 0);
