@@ -24,6 +24,10 @@ enum class Contender {
   kBoostFiber,
   // Boost.Fiber's work_stealing across as many threads as weft has workers.
   kBoostFiberWorkStealing,
+  // Plain std::thread with std::mutex / std::condition_variable.
+  kThreads,
+  // Go goroutines: the separate program benchmark/peers/go, run after the rest.
+  kGo,
   // Boost.Context's bare jump_fcontext: no scheduler at all, the floor.
   kFcontext,
 };
@@ -36,8 +40,11 @@ struct Target {
   enum class Kind {
     // weft's time per operation is at most `factor` times the W0 round trip.
     kWithinFloorMultiple,
-    // `peer` takes at least `factor` times as long per operation as weft.
+    // weft is at least `factor` times better than `peer`: faster, or for a
+    // higher-is-better figure, higher.
     kFasterThanPeer,
+    // weft's figure is at most `factor`, in the workload's unit.
+    kAtMost,
   };
   Kind kind;
   double factor;
@@ -46,16 +53,29 @@ struct Target {
 
 struct Workload {
   std::string id;         // "W1-2fibers"
-  std::string operation;  // "yield": the unit printed is ns/yield
+  std::string operation;  // "yield": a time per operation, printed as ns/yield
   std::vector<Target> targets;
   // The workload whose time per operation is the floor the others are held to.
   bool is_floor = false;
+  // A figure that is not a time per operation: its unit ("ms", "us", "req/s",
+  // "bytes/fiber", ...), given with ReportValue(). Empty: ns per `operation`.
+  std::string unit = {};
+  // For throughputs: a higher figure is better.
+  bool higher_is_better = false;
+
+  // The unit of the figure as printed: `unit`, or ns/<operation>.
+  std::string PrintedUnit() const { return unit.empty() ? "ns/" + operation : unit; }
+  bool IsTimePerOperation() const { return unit.empty(); }
 };
 
 // Sizes of the workloads: the full run, or a quick one (--quick) that keeps every
 // workload but shrinks its batches and repetitions.
 struct Scale {
   bool quick = false;
+  // --smoke (implies quick): tiny sizes that only check that every workload
+  // completes and computes the right answer (CI runs it; no timing is judged),
+  // except that W3 builds the full 1,000,000-leaf tree on weft to check its sum.
+  bool smoke = false;
 };
 
 using MeasureFn = std::function<void(::benchmark::State&)>;
@@ -67,23 +87,48 @@ struct Measurement {
   std::int64_t iterations;
   double min_time;
   MeasureFn fn;
+  // Workloads whose figures this measurement reports too (ReportValue with a
+  // workload), e.g. W6's p99 from the run that measures its p50.
+  std::vector<const Workload*> also_reports = {};
 
   // "<workload>/<runtime>", e.g. "W1-2fibers/weft".
   std::string Name() const;
 };
 
 // Adds the measurement of `workload` (which must outlive the run) on `contender`.
-// `fn` runs the workload in its timing loop and calls ReportOperations().
+// `fn` runs the workload in its timing loop and calls ReportOperations() (for a
+// time per operation) or ReportValue().
 void AddMeasurement(const Workload& workload, Contender contender,
-                    std::int64_t iterations, MeasureFn fn, double min_time = 0);
+                    std::int64_t iterations, MeasureFn fn, double min_time = 0,
+                    std::vector<const Workload*> also_reports = {});
 
 const std::vector<Measurement>& Measurements();
+
+// The Go peer (benchmark/peers/go) measures `workload` too: its program is run
+// once after everything else with `-workloads` listing every `selector` and with
+// every `go_flags` (the same sizes as weft's), and its output line whose id is
+// `line_id` is this workload's figure for Contender::kGo.
+struct GoMeasurement {
+  const Workload* workload;
+  std::string selector;  // "W6"
+  std::string line_id;   // "W6-p99"
+  std::string go_flags;  // "-w6_samples=10000"
+};
+void AddGoMeasurement(const Workload& workload, std::string selector, std::string line_id,
+                      std::string go_flags);
+const std::vector<GoMeasurement>& GoMeasurements();
 
 // Reports the time per operation as the counter kPerOperationCounter, given the
 // operations completed over all iterations of `state`. The counter is in seconds
 // (Google Benchmark prints it with an SI prefix).
 void ReportOperations(::benchmark::State& state, double operations);
 inline constexpr char kPerOperationCounter[] = "per_op";
+
+// Reports the figure of a workload that is not a time per operation, in its
+// unit; `also` names one of the measurement's also_reports workloads.
+void ReportValue(::benchmark::State& state, double value);
+void ReportValue(::benchmark::State& state, const Workload& also, double value);
+inline constexpr char kValueCounter[] = "value";
 
 // Runs `batch` once untimed, then once per iteration of `state`, and reports the
 // time per operation given `operations_per_batch`. The untimed batch pays what a
@@ -104,6 +149,28 @@ void RunBatches(::benchmark::State& state, double operations_per_batch, Batch&& 
 void AddContextSwitchMeasurements(const Scale& scale);  // W0
 void AddYieldMeasurements(const Scale& scale);          // W1
 void AddSpawnMeasurements(const Scale& scale);          // W2a, W2b
+void AddSkynetMeasurements(const Scale& scale);         // W3
+void AddPingPongMeasurements(const Scale& scale);       // W4, W5
+void AddLatencyMeasurements(const Scale& scale);        // W6
+void AddResourceMeasurements(const Scale& scale);       // W7, W8
+void AddFanOutMeasurements(const Scale& scale);         // W9
+
+// Measurements that must run alone in a fresh process of this program (an idle
+// runtime's CPU use, resident memory) register their body with AddChildBody and
+// call RunInChildProcess(name) from their measurement: it runs
+// `<this program> --child=<name> [--quick]`, whose main runs only that body
+// and prints the figure it returns, and hands that figure back.
+void AddChildBody(std::string name, std::function<double()> body);
+struct ChildResult {
+  bool ok = false;
+  double value = 0;
+  std::string error;  // what went wrong when !ok
+};
+ChildResult RunInChildProcess(const std::string& name, const Scale& scale);
+// The --weft_* runtime flags the children get too (set by main).
+void SetChildProcessFlags(std::vector<std::string> flags);
+// The body registered as `name`, or nullptr.
+const std::function<double()>* FindChildBody(const std::string& name);
 
 // Worker threads for the multi-threaded workloads: one per CPU, as weft's
 // concurrency_hint = 0 would choose on an unrestricted process.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 
 #include "benchmark/boost_work_stealing_pool.h"
 #include "benchmark/showcase.h"
@@ -22,21 +23,28 @@ namespace weft::showcase {
 
 namespace {
 
-const Workload kSpawnJoin{
-    "W2a", "spawn+join", {{Target::Kind::kFasterThanPeer, 3.0, Contender::kBoostFiber}}};
-const Workload kSpawnBatch{
-    "W2b",
-    "fiber",
-    {{Target::Kind::kFasterThanPeer, 2.0, Contender::kBoostFiberWorkStealing}}};
+const Workload kSpawnJoin{"W2a",
+                          "spawn+join",
+                          {{Target::Kind::kFasterThanPeer, 3.0, Contender::kBoostFiber},
+                           {Target::Kind::kFasterThanPeer, 3.0, Contender::kGo}}};
+const Workload kSpawnBatch{"W2b", "fiber", {{Target::Kind::kFasterThanPeer, 2.0, Contender::kGo}}};
 
 std::int64_t SpawnJoinsPerBatch(const Scale& scale) {
+  if (scale.smoke) return 1'000;
   return scale.quick ? 5'000 : 10'000;
 }
-std::int64_t SpawnJoinBatches(const Scale& scale) { return scale.quick ? 5 : 40; }
+std::int64_t SpawnJoinBatches(const Scale& scale) {
+  if (scale.smoke) return 1;
+  return scale.quick ? 5 : 40;
+}
 std::int64_t FibersPerSpawnBatch(const Scale& scale) {
+  if (scale.smoke) return 2'000;
   return scale.quick ? 50'000 : 100'000;
 }
-std::int64_t SpawnBatches(const Scale& scale) { return scale.quick ? 2 : 5; }
+std::int64_t SpawnBatches(const Scale& scale) {
+  if (scale.smoke) return 1;
+  return scale.quick ? 2 : 5;
+}
 // A batch of 100k takes Boost.Fiber more than a second on a 2-core VM, and its
 // untimed first batch several: one timed batch is enough to see it, and
 // repetitions are there for a closer look.
@@ -162,7 +170,11 @@ void AddSpawnMeasurements(const Scale& scale) {
                    SpawnJoinOnBoostFiberWorkStealing(state, spawns);
                  });
 
+  AddGoMeasurement(kSpawnJoin, "W2a", "W2a",
+                   "-w2a_n=" + std::to_string(spawns * SpawnJoinBatches(scale)));
+
   const std::int64_t fibers = FibersPerSpawnBatch(scale);
+  AddGoMeasurement(kSpawnBatch, "W2b", "W2b", "-w2b_n=" + std::to_string(fibers));
   AddMeasurement(
       kSpawnBatch, Contender::kWeft, SpawnBatches(scale),
       [fibers](::benchmark::State& state) { SpawnBatchOnWeft(state, fibers); });

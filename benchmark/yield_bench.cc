@@ -27,9 +27,13 @@ const Workload kYieldRing10{"W1-10fibers", "yield", YieldTargets()};
 
 // Every batch yields this often in total, whatever the ring's size.
 std::int64_t YieldsPerBatch(const Scale& scale) {
+  if (scale.smoke) return 10'000;
   return scale.quick ? 100'000 : 200'000;
 }
-std::int64_t Batches(const Scale& scale) { return scale.quick ? 5 : 50; }
+std::int64_t Batches(const Scale& scale) {
+  if (scale.smoke) return 1;
+  return scale.quick ? 5 : 50;
+}
 
 void YieldRingOnWeft(::benchmark::State& state, int fibers, std::int64_t yields) {
   RuntimeOptions options = RuntimeOptions::FromFlags();

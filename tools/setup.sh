@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that building, testing and benchmarking weft
 # need, and only those that are missing. With everything present it installs
-# nothing and returns in well under a second.
+# nothing and returns in well under a second. --bench adds what only the
+# side-by-side benchmarks use: Go (the goroutine peer) and gnuplot (the charts).
 #
-# Usage: tools/setup.sh   (as root when something is missing)
+# Usage: tools/setup.sh [--bench]   (as root when something is missing)
 set -euo pipefail
+
+bench=0
+for argument in "$@"; do
+  case "${argument}" in
+    --bench) bench=1 ;;
+    *)
+      echo "usage: $0 [--bench]" >&2
+      exit 2
+      ;;
+  esac
+done
 
 packages=(
   build-essential
@@ -24,6 +36,9 @@ packages=(
   libbenchmark-dev
   gdb
 )
+if ((bench)); then
+  packages+=(golang-go gnuplot-nox)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

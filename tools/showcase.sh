@@ -1,19 +1,41 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds the release kind, and runs the side-by-side
-# benchmark table (weft vs Boost.Fiber and std::thread on the same machine, in
-# the same run). Arguments are passed to the benchmark binary.
+# The workload runner: installs what is missing (Go and gnuplot included), builds
+# the release kind and the Go peer, runs every workload of BENCHMARKS.md on weft
+# and its peers (Boost.Fiber, std::thread, Go) and prints them side by side. The
+# figures are also written to build/release/benchmark/results/ as results.csv and
+# results.json, with the charts advantage.png and times.png.
 #
-# Usage: tools/showcase.sh [weft_showcase arguments...]
+# Usage: tools/showcase.sh [--quick] [weft_showcase arguments...]
+#   --quick   every workload at reduced size (about a minute on 2 CPUs)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-bash "${root}/tools/setup.sh"
+bash "${root}/tools/setup.sh" --bench
 bash "${root}/tools/build.sh" release
 
-showcase="${root}/build/release/benchmark/weft_showcase"
+bench_dir="${root}/build/release/benchmark"
+showcase="${bench_dir}/weft_showcase"
 if [[ ! -x "${showcase}" ]]; then
   echo "showcase: ${showcase} was not built (is WEFT_BUILD_BENCHMARKS on?)" >&2
   exit 1
 fi
-exec "${showcase}" "$@"
+
+go_args=()
+go_status=0
+bash "${root}/benchmark/peers/go/build.sh" "${bench_dir}/go" || go_status=$?
+if ((go_status == 0)); then
+  go_args=(--go_peer="${bench_dir}/go/weft_go_peer")
+elif ((go_status == 3)); then
+  echo "showcase: Go is not installed; the table has no Go column" >&2
+else
+  echo "showcase: building the Go peer failed (exit ${go_status})" >&2
+  exit "${go_status}"
+fi
+
+results="${bench_dir}/results"
+mkdir -p "${results}"
+"${showcase}" "${go_args[@]}" --results_csv="${results}/results.csv" \
+  --results_json="${results}/results.json" "$@"
+bash "${root}/tools/plot_benchmarks.sh" "${results}/results.csv" "${results}" ||
+  echo "showcase: the charts were not drawn (see above); the figures are in ${results}" >&2
