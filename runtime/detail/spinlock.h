@@ -1,9 +1,11 @@
 // A test-and-test-and-set spinlock for critical sections of a few instructions
 // (wait-queue links). Lockable, so std::unique_lock works. Thread-safe; never
-// blocks in the kernel, so it may be held across a fiber switch and released by
-// the context that runs next.
+// sleeps in the kernel (a long wait yields the CPU now and then), so it may be
+// held across a fiber switch and released by the context that runs next.
 #ifndef WEFT_RUNTIME_DETAIL_SPINLOCK_H_
 #define WEFT_RUNTIME_DETAIL_SPINLOCK_H_
+
+#include <sched.h>
 
 #include <atomic>
 
@@ -22,9 +24,8 @@ inline void CpuRelax() {
 class WEFT_CAPABILITY("mutex") Spinlock {
  public:
   void lock() WEFT_ACQUIRE() {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) CpuRelax();
-    }
+    if (__builtin_expect(!locked_.exchange(true, std::memory_order_acquire), 1)) return;
+    LockContended();
   }
   bool try_lock() WEFT_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
@@ -33,6 +34,26 @@ class WEFT_CAPABILITY("mutex") Spinlock {
   void unlock() WEFT_RELEASE() { locked_.store(false, std::memory_order_release); }
 
  private:
+  // Critical sections are a few dozen instructions, but the holder's thread can
+  // be preempted inside one (a worker holds a waiter's lock until its fiber has
+  // switched away): after a while the spinner yields its CPU, which on a small
+  // machine is often the one the holder needs.
+  static constexpr int kSpinsBeforeYield = 1024;
+
+  __attribute__((noinline)) void LockContended() {
+    int spins = 0;
+    do {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < kSpinsBeforeYield) {
+          CpuRelax();
+        } else {
+          spins = 0;
+          sched_yield();
+        }
+      }
+    } while (locked_.exchange(true, std::memory_order_acquire));
+  }
+
   std::atomic<bool> locked_{false};
 };
 
