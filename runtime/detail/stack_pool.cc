@@ -130,67 +130,77 @@ class GlobalPool {
     return *pool;
   }
 
-  // Pops up to `max` stacks of `cls`, linked through FreeStackNode::next.
-  FreeStackNode* Take(SizeClass cls, std::size_t max, std::size_t* taken) {
+  // Pops one batch of stacks of `cls` (a chain linked through
+  // FreeStackNode::next and ending in nullptr) and stores its length in
+  // `*taken`, or returns nullptr. With `one`, takes a single stack and leaves
+  // the rest of its batch.
+  //
+  // Batches are kept whole, as thread caches hand them in, so that taking one
+  // touches none of its stacks: each node lives at the top of a different stack,
+  // usually cold in this CPU's caches and TLB, and walking 32 of them under the
+  // pool's mutex cost more than the rest of starting a fiber.
+  FreeStackNode* Take(SizeClass cls, bool one, std::size_t* taken) {
     std::lock_guard<std::mutex> lock(mu_);
-    List& list = ListFor(cls);
-    FreeStackNode* head = list.head;
-    FreeStackNode* last = nullptr;
-    FreeStackNode* node = head;
-    std::size_t n = 0;
-    while (node != nullptr && n < max) {
-      last = node;
-      node = node->next;
-      ++n;
+    std::vector<Batch>& batches = BatchesFor(cls);
+    if (batches.empty()) {
+      *taken = 0;
+      return nullptr;
     }
-    if (last != nullptr) last->next = nullptr;
-    list.head = node;
-    list.count -= n;
-    *taken = n;
-    return n == 0 ? nullptr : head;
+    Batch batch = batches.back();
+    batches.pop_back();
+    if (one && batch.count > 1) {
+      batches.push_back(Batch{batch.head->next, batch.count - 1});
+      batch.head->next = nullptr;
+      batch.count = 1;
+    }
+    *taken = batch.count;
+    return batch.head;
   }
 
-  // Adds a chain of `n` stacks of `cls`.
-  void Put(SizeClass cls, FreeStackNode* head, FreeStackNode* tail, std::size_t n) {
+  // Adds a chain of `n` stacks of `cls` (linked through FreeStackNode::next,
+  // ending in nullptr) as one batch.
+  void Put(SizeClass cls, FreeStackNode* head, std::size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
-    List& list = ListFor(cls);
-    tail->next = list.head;
-    list.head = head;
-    list.count += n;
+    BatchesFor(cls).push_back(Batch{head, n});
   }
 
   void ReleaseAll() {
-    std::vector<List> lists;
+    std::vector<Class> classes;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      lists.swap(lists_);
+      classes.swap(classes_);
     }
     std::vector<Stack> stacks;
-    for (List& list : lists) {
-      for (FreeStackNode* node = list.head; node != nullptr; node = node->next) {
-        stacks.push_back(node->stack);
+    for (Class& c : classes) {
+      for (const Batch& batch : c.batches) {
+        for (FreeStackNode* node = batch.head; node != nullptr; node = node->next) {
+          stacks.push_back(node->stack);
+        }
       }
     }
     UnmapStacks(&stacks);
   }
 
  private:
-  struct List {
-    SizeClass cls;
+  struct Batch {
     FreeStackNode* head;
     std::size_t count;
   };
+  struct Class {
+    SizeClass cls;
+    std::vector<Batch> batches;
+  };
 
-  List& ListFor(SizeClass cls) {
-    for (List& list : lists_) {
-      if (list.cls == cls) return list;
+  std::vector<Batch>& BatchesFor(SizeClass cls) {
+    for (Class& c : classes_) {
+      if (c.cls == cls) return c.batches;
     }
-    lists_.push_back(List{cls, nullptr, 0});
-    return lists_.back();
+    classes_.push_back(Class{cls, {}});
+    return classes_.back().batches;
   }
 
   std::mutex mu_;
-  std::vector<List> lists_;  // a handful of size classes at most
+  std::vector<Class> classes_;  // a handful of size classes at most
 };
 
 void RegisterThreadCacheFlush();
@@ -201,7 +211,7 @@ class ThreadCache {
   bool Allocate(SizeClass cls, Stack* out, int* error) {
     Adopt(cls);
     if (head_ == nullptr) {
-      head_ = GlobalPool::Instance().Take(cls, kTransferBatch, &count_);
+      head_ = GlobalPool::Instance().Take(cls, /*one=*/false, &count_);
       if (head_ == nullptr) return MapStack(cls, out, error);
     }
     FreeStackNode* node = head_;
@@ -241,8 +251,9 @@ class ThreadCache {
     FreeStackNode* tail = head;
     for (std::size_t i = 1; i < n; ++i) tail = tail->next;
     head_ = tail->next;
+    tail->next = nullptr;
     count_ -= n;
-    GlobalPool::Instance().Put(cls_, head, tail, n);
+    GlobalPool::Instance().Put(cls_, head, n);
   }
 
   SizeClass cls_{0, false};
@@ -290,7 +301,7 @@ bool AllocateStack(std::size_t size, Stack* out, int* error) {
   if (size != 0 && size != cls.size) {
     SizeClass other{size, cls.guard};
     std::size_t taken = 0;
-    FreeStackNode* node = GlobalPool::Instance().Take(other, 1, &taken);
+    FreeStackNode* node = GlobalPool::Instance().Take(other, /*one=*/true, &taken);
     if (node == nullptr) return MapStack(other, out, error);
     *out = node->stack;
     UnpoisonForReuse(*out);
@@ -305,7 +316,8 @@ void FreeStack(const Stack& stack) {
   if (thread_cache.Free(stack)) return;
   FreeStackNode* node = NodeOf(stack);
   node->stack = stack;
-  GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, node, 1);
+  node->next = nullptr;
+  GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, 1);
 }
 
 void ReleasePooledStacks() {
