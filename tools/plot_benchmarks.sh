@@ -55,7 +55,7 @@ awk -F, -v peers="${peers[*]}" '
   }' "${csv}" >"${work}/advantage.dat"
 
 # times.dat: workloads measured as ns per operation, then each runtime's time.
-awk -F, -v runtimes="weft ${peers[*]}" '
+awk -F, -v runtimes="weft ${peers[*]} fcontext" '
   NR == 1 { next }
   $4 ~ /^ns\// {
     if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
@@ -71,7 +71,7 @@ awk -F, -v runtimes="weft ${peers[*]}" '
   }' "${csv}" >"${work}/times.dat"
 
 common='
-set terminal pngcairo size 1400,620 font "DejaVu Sans,11"
+set terminal pngcairo size 1400,620 font "DejaVu Sans,11" noenhanced
 set datafile missing "?"
 set style data histograms
 set style histogram clustered gap 1
@@ -109,7 +109,8 @@ plot "${work}/times.dat" using 2:xtic(1) title "weft", \
      "" using 3 title "Boost.Fiber 1 thread", \
      "" using 4 title "Boost.Fiber work_stealing", \
      "" using 5 title "std::thread", \
-     "" using 6 title "Go"
+     "" using 6 title "Go", \
+     "" using 7 title "raw fcontext switch (W0, the floor)"
 GNUPLOT
   echo "plot_benchmarks: wrote ${outdir}/times.png"
 fi
