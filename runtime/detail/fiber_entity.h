@@ -30,6 +30,7 @@
 namespace weft::detail {
 
 class SchedulingGroup;
+class LocalTable;
 
 struct FiberEntity {
   MachineContext context;
@@ -44,6 +45,8 @@ struct FiberEntity {
   bool scheduling_group_local = false;
   // Started by a plain thread that holds a launch ticket until it is queued.
   bool holds_launch_ticket = false;
+  // The fiber's FiberLocal values; created on first use.
+  LocalTable* locals = nullptr;
 
   // Set once the callable has returned; joiners park in `joiners` until then.
   std::atomic<bool> exited{false};
@@ -60,6 +63,10 @@ void ReadyFiber(FiberEntity* fiber);
 
 // Entry point of every fiber context.
 void FiberMain(SwitchArrival arrival);
+
+// Destroys the FiberLocal values of `fiber`, the calling fiber, whose callable
+// has returned.
+void DestroyFiberLocals(FiberEntity* fiber);
 
 }  // namespace weft::detail
 

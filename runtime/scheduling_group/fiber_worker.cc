@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -120,8 +121,20 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
 }
 
 // Always inlined into its callers, for the reason given at SwitchContext.
+namespace {
+
+// errno is thread-local and the fiber may resume on another thread. Not inlined,
+// so that errno's address is computed on the thread that runs the call: glibc
+// declares __errno_location() const, and a compiler may otherwise reuse an
+// address it computed before the switch.
+__attribute__((noinline)) void RestoreErrno(int value) { errno = value; }
+
+}  // namespace
+
 __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
     FiberEntity* next, AfterSwitch action, Spinlock* lock) {
+  // Saved on this fiber's stack: each fiber keeps its own errno across switches.
+  const int saved_errno = errno;
   FiberEntity* self = current_;
   SwitchRecord record{this, self, action, lock};
   MachineContext* target = &scheduler_context_;
@@ -132,6 +145,7 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
   }
   CompleteSwitch(SwitchContext(&self->context, target, &record,
                                action == AfterSwitch::kReleaseExited));
+  RestoreErrno(saved_errno);
 }
 
 void FiberWorker::SwitchAway(AfterSwitch action, Spinlock* lock) {
@@ -305,6 +319,7 @@ void FiberWorker::CollectStats(WorkerStats* out) const {
 void FiberMain(SwitchArrival arrival) {
   FiberWorker* worker = CompleteSwitch(arrival);
   FiberEntity* self = worker->current_fiber();
+  RestoreErrno(0);  // a fiber starts with errno 0, whatever its thread had
   try {
     self->run(self->callable);
   } catch (const std::exception& e) {
@@ -322,6 +337,9 @@ void FiberMain(SwitchArrival arrival) {
                   static_cast<unsigned long long>(self->id));
     FatalError(message);
   }
+  // Still in the fiber: FiberLocal destructors may block or use other
+  // FiberLocals, and finish before a joiner returns.
+  DestroyFiberLocals(self);
   if (self->references.load(std::memory_order_acquire) == 1) {
     // No Fiber handle is left (detached, or never joinable), so no one can be
     // joining: skip the exit lock.
