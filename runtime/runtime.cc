@@ -12,6 +12,7 @@
 #include "runtime/detail/check.h"
 #include "runtime/detail/futex.h"
 #include "runtime/detail/runtime_state.h"
+#include "runtime/detail/stack_overflow.h"
 #include "runtime/detail/stack_pool.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduling_group/fiber_worker.h"
@@ -192,6 +193,7 @@ void StartRuntime(const RuntimeOptions& options) {
       << "StartRuntime() called while the runtime is already running; call "
          "TerminateRuntime() first";
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
+  if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
     detail::CreateGroups(options, plan.layout, plan.groups, &state);

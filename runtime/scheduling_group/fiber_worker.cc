@@ -11,6 +11,7 @@
 #include "runtime/detail/check.h"
 #include "runtime/detail/fiber_entity.h"
 #include "runtime/detail/futex.h"
+#include "runtime/detail/stack_overflow.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 
 namespace weft::detail {
@@ -92,6 +93,8 @@ void FiberWorker::Run() {
                 index_ % 100);
   pthread_setname_np(pthread_self(), name);
 
+  // Where the SIGSEGV handler runs when a fiber overflows its stack.
+  AlternateSignalStack signal_stack;
   current_worker = this;
   AdoptThreadContext(&scheduler_context_);
   while (FiberEntity* fiber = WaitForWork()) {

@@ -1,0 +1,73 @@
+// A fiber that overflows its stack dies with a message naming the fiber and the
+// option to raise; other segmentation faults are left as they were.
+#include <signal.h>
+
+#include <cstdint>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/fiber.h"
+#include "runtime/runtime.h"
+#include "test/test_util.h"
+
+namespace weft {
+namespace {
+
+volatile bool keep_recursing = true;
+
+// Recurses until the stack runs out; the frame cannot be elided or merged.
+__attribute__((noinline)) std::uint64_t Recurse(std::uint64_t depth) {
+  if (!keep_recursing) return depth;
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  return Recurse(depth + 1) + static_cast<std::uint64_t>(frame[0]);
+}
+
+class StackOverflowDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ::testing::FLAGS_gtest_death_test_style = "threadsafe"; }
+};
+
+TEST_F(StackOverflowDeathTest, NamesTheFiberAndTheOptionToRaise) {
+  EXPECT_EXIT(
+      {
+        RuntimeOptions options = testing::OptionsWithWorkers(2);
+        options.stack_size = 64 * 1024;
+        Runtime runtime(options);
+        Fiber fiber([] { Recurse(0); });
+        fiber.Join();
+      },
+      ::testing::KilledBySignal(SIGSEGV),
+      "fiber stack overflow: fiber [0-9]+ ran past the end of its 65536-byte stack.*"
+      "FiberAttributes::stack_size.*--weft_fiber_stack_size");
+}
+
+TEST_F(StackOverflowDeathTest, ReportsTheFibersOwnStackSize) {
+  EXPECT_EXIT(
+      {
+        Runtime runtime(testing::OptionsWithWorkers(1));
+        FiberAttributes attrs;
+        attrs.stack_size = 32 * 1024;
+        Fiber fiber(attrs, [] { Recurse(0); });
+        fiber.Join();
+      },
+      ::testing::KilledBySignal(SIGSEGV), "its 32768-byte stack");
+}
+
+TEST_F(StackOverflowDeathTest, OtherSegmentationFaultsAreLeftAlone) {
+  EXPECT_EXIT(
+      {
+        Runtime runtime(testing::OptionsWithWorkers(1));
+        Fiber fiber([] {
+          volatile int* nowhere = nullptr;
+          *nowhere = 1;
+        });
+        fiber.Join();
+      },
+      ::testing::KilledBySignal(SIGSEGV),
+      ::testing::Not(::testing::HasSubstr("stack overflow")));
+}
+
+}  // namespace
+}  // namespace weft
