@@ -179,7 +179,11 @@ void KillTimer(TimerId id) {
   timer->lock.lock();
   timer->cancelled = true;
   if (timer->armed) timer->worker->Cancel(&timer->entry);
-  if (timer->running && timer->running_fiber != this_fiber::GetId()) {
+  // A callback may kill its own timer without waiting for itself. The run's
+  // fiber id is 0 until its fiber starts, which is also what a plain thread's
+  // GetId() returns: a plain thread is never the callback.
+  const std::uint64_t caller = this_fiber::GetId();
+  if (timer->running && (caller == 0 || timer->running_fiber != caller)) {
     detail::Waiter waiter;
     timer->killers.Park(&waiter, timer->lock);  // returns when the run ended
   } else {

@@ -96,6 +96,25 @@ TEST_P(TimerTest, SlowPeriodicCallbackDoesNotPileUpRuns) {
   EXPECT_EQ(max_concurrent.load(), 1) << "runs of one periodic timer overlapped";
 }
 
+// KillTimer from a plain thread racing a callback that is due: once KillTimer
+// returns, the callback has either finished or will never start, including in
+// the gap between the timer firing and its callback's fiber starting.
+TEST_P(TimerTest, NoCallbackStartsAfterKillFromAPlainThreadReturns) {
+  const int rounds = static_cast<int>(testing::Scaled(3000, 300));
+  // Shared: a callback that (wrongly) starts late may outlive this test.
+  auto late_starts = std::make_shared<std::atomic<int>>(0);
+  for (int round = 0; round != rounds; ++round) {
+    auto killed = std::make_shared<std::atomic<bool>>(false);
+    const TimerId id = SetTimer(steady_clock::now(), [killed, late_starts] {
+      if (killed->load()) late_starts->fetch_add(1);
+    });
+    if (round % 2 == 0) std::this_thread::yield();  // vary where the race lands
+    KillTimer(id);
+    killed->store(true);
+  }
+  EXPECT_EQ(late_starts->load(), 0) << "callbacks started after KillTimer returned";
+}
+
 TEST_P(TimerTest, KillWaitsForARunningCallback) {
   std::atomic<bool> started{false};
   std::atomic<bool> kill_called{false};
