@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/detail/sanitizers.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
 #include "test/test_util.h"
@@ -68,7 +69,7 @@ TEST_F(StackOverflowDeathTest, OtherSegmentationFaultsAreLeftAlone) {
         fiber.Join();
       },
       ::testing::Not(::testing::HasSubstr("stack overflow")));
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN)
   EXPECT_EXIT(
       {
         Runtime runtime(testing::OptionsWithWorkers(1));
