@@ -24,6 +24,8 @@ DEFINE_string(weft_fiber_worker_accessible_cpus, "",
               "CPUs the workers may run on, e.g. \"0-7,9\"; empty = the process's mask.");
 DEFINE_bool(weft_fiber_worker_disallow_cpu_migration, false,
             "Pin each worker to a single CPU.");
+DEFINE_uint64(weft_stats_log_interval_ms, 0,
+              "Write the runtime's statistics to stderr every this many ms; 0 = never.");
 DEFINE_string(weft_topology, "",
               "hwloc synthetic topology to use instead of the machine's, e.g. "
               "\"pack:2 numa:1 core:8 pu:1\".");

@@ -18,5 +18,6 @@ DECLARE_bool(weft_fiber_stack_enable_guard_page);
 DECLARE_string(weft_fiber_worker_accessible_cpus);
 DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
 DECLARE_string(weft_topology);
+DECLARE_uint64(weft_stats_log_interval_ms);
 
 #endif  // WEFT_RUNTIME_FLAGS_H_

@@ -3,6 +3,10 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
+#include <iostream>
+#include <sstream>
+#include <utility>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -19,6 +23,7 @@
 #include "runtime/scheduling_group/numa_memory.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/topology.h"
+#include "runtime/timer/timer.h"
 
 namespace weft {
 namespace detail {
@@ -49,6 +54,7 @@ struct RuntimeState {
   std::vector<std::unique_ptr<NodeGroups>> node_groups;  // by NUMA node; may be null
   std::string layout;  // DescribeLayout(); guarded by groups_mutex
   std::atomic<std::uint64_t> next_id_block{1};
+  TimerId stats_timer = 0;  // the periodic DumpRuntimeStats, if any
 };
 
 RuntimeState& State() {
@@ -201,6 +207,11 @@ void StartRuntime(const RuntimeOptions& options) {
   for (auto& group : state.groups) group->Start();
   state.closing.store(false, std::memory_order_seq_cst);
   state.running.store(true, std::memory_order_seq_cst);
+  if (options.stats_log_interval_ms != 0) {
+    const std::chrono::milliseconds interval(options.stats_log_interval_ms);
+    state.stats_timer = SetTimer(std::chrono::steady_clock::now() + interval, interval,
+                                 [] { DumpRuntimeStats(std::cerr); });
+  }
 }
 
 void TerminateRuntime() {
@@ -210,6 +221,7 @@ void TerminateRuntime() {
   WEFT_CHECK(detail::CurrentWorker() == nullptr)
       << "TerminateRuntime() called from a fiber or a FiberWorker; it waits for every "
          "fiber to finish, including the caller, and would never return";
+  if (state.stats_timer != 0) KillTimer(std::exchange(state.stats_timer, 0));
   // No new fibers from plain threads; fibers may still start fibers.
   state.closing.store(true, std::memory_order_seq_cst);
   while (state.launch_tickets.load(std::memory_order_seq_cst) != 0) {
@@ -257,6 +269,44 @@ std::string DescribeLayout(const RuntimeOptions& options) {
 }
 
 bool IsRunningInFiberWorker() { return detail::CurrentWorker() != nullptr; }
+
+void DumpRuntimeStats(std::ostream& out) {
+  const RuntimeStats stats = GetRuntimeStats();
+  if (stats.scheduling_groups.empty()) {
+    out << "weft stats: not running\n";
+    return;
+  }
+  std::size_t workers = 0;
+  std::uint64_t alive = 0;
+  for (const SchedulingGroupStats& group : stats.scheduling_groups) {
+    workers += group.workers.size();
+    alive += group.fibers_alive;
+  }
+  std::ostringstream text;  // one write, so that concurrent output does not interleave
+  text << "weft stats: " << stats.scheduling_groups.size() << " scheduling groups, "
+       << workers << " workers, " << alive << " fibers alive\n";
+  for (std::size_t g = 0; g < stats.scheduling_groups.size(); ++g) {
+    const SchedulingGroupStats& group = stats.scheduling_groups[g];
+    text << "group " << g << " (NUMA node " << group.numa_node << "): alive "
+         << group.fibers_alive << " created " << group.fibers_created << " finished "
+         << group.fibers_finished << " stolen-away " << group.fibers_stolen_away
+         << " queued " << group.run_queue_depth << " overflows "
+         << group.run_queue_overflows << " timers-fired " << group.timers_fired
+         << " timers-pending " << group.timers_pending << " spins " << group.spins
+         << " sleeps " << group.sleeps << " wakeups " << group.wakeups
+         << " steals-in-node " << group.steals_within_numa_node << " steals-cross-node "
+         << group.steals_across_numa_nodes << "\n";
+    for (std::size_t w = 0; w < group.workers.size(); ++w) {
+      const WorkerStats& worker = group.workers[w];
+      text << "  worker " << w << ": created " << worker.fibers_created << " finished "
+           << worker.fibers_finished << " switches " << worker.switches << " spins "
+           << worker.spins << " sleeps " << worker.sleeps << " wakeups " << worker.wakeups
+           << " steals-in-node " << worker.steals_within_numa_node
+           << " steals-cross-node " << worker.steals_across_numa_nodes << "\n";
+    }
+  }
+  out << text.str() << std::flush;
+}
 
 RuntimeStats GetRuntimeStats() {
   detail::RuntimeState& state = detail::State();

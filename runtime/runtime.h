@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct RuntimeOptions {
   // Optional hwloc synthetic topology, e.g. "pack:2 numa:1 core:8 pu:1", used
   // instead of the machine's so that layouts can be tested anywhere.
   std::string topology;
+  // Every this many milliseconds, write DumpRuntimeStats() to standard error;
+  // 0 = never. For watching a running service; 0..86400000.
+  std::size_t stats_log_interval_ms = 0;
 
   // Options filled from the weft_* gflags. Never parses the command line.
   static RuntimeOptions FromFlags();
@@ -104,6 +108,14 @@ struct SchedulingGroupStats {
 struct RuntimeStats {
   std::vector<SchedulingGroupStats> scheduling_groups;
 };
+
+// GetRuntimeStats() as text, one line per scheduling group and one per worker:
+//   weft stats: 2 scheduling groups, 4 workers, 12 fibers alive
+//   group 0 (NUMA node 0): alive 7 created 1200 finished 1193 ...
+//     worker 0: created 600 finished 598 switches 5201 spins 40 ...
+// Safe from fibers and plain threads; prints "weft stats: not running" when the
+// runtime is not running.
+void DumpRuntimeStats(std::ostream& out);
 
 // Starts FiberWorker threads as `options` describe. Throws std::invalid_argument
 // for invalid options before any thread starts. Aborts if already running.

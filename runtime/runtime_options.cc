@@ -34,6 +34,7 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.accessible_cpus = FLAGS_weft_fiber_worker_accessible_cpus;
   options.disallow_cpu_migration = FLAGS_weft_fiber_worker_disallow_cpu_migration;
   options.topology = FLAGS_weft_topology;
+  options.stats_log_interval_ms = FLAGS_weft_stats_log_interval_ms;
   return options;
 }
 
@@ -48,6 +49,8 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
     CheckRange("scheduling_group_size", "weft_scheduling_group_size",
                options.scheduling_group_size, 1, 64, ", or 0 for automatic");
   }
+  CheckRange("stats_log_interval_ms", "weft_stats_log_interval_ms",
+             options.stats_log_interval_ms, 0, 86'400'000, " (0 = never)");
   CheckRange("run_queue_size", "weft_fiber_run_queue_size", options.run_queue_size, 2,
              std::size_t{1} << 24, ", a power of two");
   if ((options.run_queue_size & (options.run_queue_size - 1)) != 0) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -216,6 +217,7 @@ TEST(RuntimeOptions, FromFlagsReadsEveryFlag) {
   FLAGS_weft_fiber_worker_accessible_cpus = "0";
   FLAGS_weft_fiber_worker_disallow_cpu_migration = true;
   FLAGS_weft_topology = "pack:1 numa:1 core:2 pu:1";
+  FLAGS_weft_stats_log_interval_ms = 1500;
 
   const RuntimeOptions options = RuntimeOptions::FromFlags();
   EXPECT_EQ(3u, options.concurrency_hint);
@@ -229,6 +231,7 @@ TEST(RuntimeOptions, FromFlagsReadsEveryFlag) {
   EXPECT_EQ("0", options.accessible_cpus);
   EXPECT_TRUE(options.disallow_cpu_migration);
   EXPECT_EQ("pack:1 numa:1 core:2 pu:1", options.topology);
+  EXPECT_EQ(1500u, options.stats_log_interval_ms);
 }
 
 TEST(Runtime, StartsOnEveryCpuOfTheAffinityMaskListedExplicitly) {
@@ -439,6 +442,71 @@ TEST(RuntimeStats, FullRunQueueOverflowsWithoutLosingFibers) {
   TerminateRuntime();  // all fibers have ended: nothing can run twice later
   for (std::size_t i = 0; i != fibers; ++i) {
     ASSERT_EQ(1, runs[i].load()) << "fiber " << i;
+  }
+}
+
+}  // namespace
+}  // namespace weft
+
+namespace weft {
+namespace {
+
+TEST(DumpRuntimeStats, DescribesEveryGroupAndWorker) {
+  {
+    std::ostringstream stopped;
+    DumpRuntimeStats(stopped);
+    EXPECT_EQ(stopped.str(), "weft stats: not running\n");
+  }
+  RuntimeOptions options = testing::OptionsWithWorkers(4);
+  options.scheduling_group_size = 2;
+  Runtime runtime(options);
+  for (int i = 0; i != 10; ++i) Fiber([] {}).Join();
+  std::ostringstream out;
+  DumpRuntimeStats(out);
+  const std::string text = out.str();
+  EXPECT_NE(text.find("weft stats: 2 scheduling groups, 4 workers"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("group 1 (NUMA node"), std::string::npos) << text;
+  EXPECT_NE(text.find("  worker 1: created"), std::string::npos) << text;
+  std::size_t lines = 0;
+  for (char c : text) lines += c == '\n';
+  EXPECT_EQ(lines, 1u + 2u + 4u) << text;
+}
+
+TEST(DumpRuntimeStats, IsLoggedPeriodicallyWhenAskedTo) {
+  ::testing::internal::CaptureStderr();
+  RuntimeOptions options = testing::OptionsWithWorkers(2);
+  options.stats_log_interval_ms = 2;
+  StartRuntime(options);
+  const bool fired = testing::PollUntil(
+      [] {
+        std::uint64_t fired = 0;
+        for (const auto& group : GetRuntimeStats().scheduling_groups) {
+          fired += group.timers_fired;
+        }
+        return fired >= 4;
+      },
+      "the stats timer to fire four times");
+  TerminateRuntime();  // waits for the dumps that started
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(fired);
+  std::size_t dumps = 0;
+  for (std::size_t at = logged.find("weft stats: "); at != std::string::npos;
+       at = logged.find("weft stats: ", at + 1)) {
+    ++dumps;
+  }
+  EXPECT_GE(dumps, 3u) << logged;
+}
+
+TEST(DumpRuntimeStats, AnIntervalOutOfRangeIsRejected) {
+  RuntimeOptions options;
+  options.stats_log_interval_ms = 86'400'001;
+  try {
+    options.Validate();
+    FAIL() << "accepted a stats interval over a day";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("weft_stats_log_interval_ms"), std::string::npos)
+        << e.what();
   }
 }
 
