@@ -3,7 +3,10 @@
 #define WEFT_BENCHMARK_BENCH_FLAGS_H_
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+
+#include "benchmark/benchmark.h"
 
 namespace weft::bench {
 
@@ -16,6 +19,14 @@ inline bool TakeQuickFlag(int* argc, char** argv) {
   *argc = static_cast<int>(kept_end - argv);
   argv[*argc] = nullptr;
   return kept_end != end;
+}
+
+// Google Benchmark's help, then what --quick does in this program and how it
+// uses weft's runtime flags. For ::benchmark::Initialize's help callback.
+inline void PrintHelpWith(const char* quick, const char* runtime_flags) {
+  ::benchmark::PrintDefaultHelp();
+  std::printf("  [--quick]\n          %s\n  [--weft_...=...]\n          %s\n", quick,
+              runtime_flags);
 }
 
 }  // namespace weft::bench

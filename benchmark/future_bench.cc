@@ -480,13 +480,9 @@ void PrintSummary(const std::vector<Workload>& workloads) {
 }
 
 void PrintHelp() {
-  ::benchmark::PrintDefaultHelp();
-  std::printf(
-      "  [--quick]\n"
-      "          smaller batches and a shorter minimum time per measurement\n"
-      "  [--weft_...=...]\n"
-      "          weft's runtime flags (runtime/flags.cc); concurrency_hint is set\n"
-      "          per measurement\n");
+  bench::PrintHelpWith(
+      "smaller batches and a shorter minimum time per measurement",
+      "weft's runtime flags (runtime/flags.cc); concurrency_hint is set\n          per measurement");
 }
 
 }  // namespace

@@ -324,13 +324,9 @@ std::size_t CpuCount() {
 }
 
 void PrintHelp() {
-  ::benchmark::PrintDefaultHelp();
-  std::printf(
-      "  [--quick]\n"
-      "          smaller batches and one repetition instead of three\n"
-      "  [--weft_...=...]\n"
-      "          weft's runtime flags (runtime/flags.cc); each workload sets the\n"
-      "          topology, worker and group counts and the stealing ratios itself\n");
+  bench::PrintHelpWith(
+      "smaller batches and one repetition instead of three",
+      "weft's runtime flags (runtime/flags.cc); each workload sets the\n          topology, worker and group counts and the stealing ratios itself");
 }
 
 }  // namespace

@@ -82,12 +82,9 @@ void Register(std::int64_t items, double min_time) {
 }
 
 void PrintHelp() {
-  ::benchmark::PrintDefaultHelp();
-  std::printf(
-      "  [--quick]\n"
-      "          smaller batches and a shorter minimum time per measurement\n"
-      "  [--weft_...=...]\n"
-      "          weft's runtime flags (runtime/flags.cc)\n");
+  bench::PrintHelpWith(
+      "smaller batches and a shorter minimum time per measurement",
+      "weft's runtime flags (runtime/flags.cc)");
 }
 
 }  // namespace

@@ -327,13 +327,9 @@ void PrintLateness(const std::vector<Lateness>& results) {
 }
 
 void PrintHelp() {
-  ::benchmark::PrintDefaultHelp();
-  std::printf(
-      "  [--quick]\n"
-      "          10k fiber sleepers instead of 100k, T3 only, shorter "
-      "microbenchmarks\n"
-      "  [--weft_...=...]\n"
-      "          weft's runtime flags (runtime/flags.cc)\n");
+  bench::PrintHelpWith(
+      "10k fiber sleepers instead of 100k, T3 only, shorter microbenchmarks",
+      "weft's runtime flags (runtime/flags.cc)");
 }
 
 }  // namespace
