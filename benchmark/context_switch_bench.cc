@@ -44,7 +44,9 @@ void MeasureRawContextSwitch(::benchmark::State& state) {
 
 void AddContextSwitchMeasurements(const Scale& scale) {
   AddMeasurement(kRawContextSwitch, Contender::kFcontext, /*iterations=*/0,
-                 MeasureRawContextSwitch, /*min_time=*/scale.smoke ? 0.01 : scale.quick ? 0.1 : 0.5);
+                 MeasureRawContextSwitch, /*min_time=*/scale.smoke ? 0.01
+                                          : scale.quick            ? 0.1
+                                                                   : 0.5);
 }
 
 }  // namespace weft::showcase

@@ -441,8 +441,9 @@ void PrintSummary(const std::vector<Workload>& workloads) {
   for (const Target& target : kTargets) {
     const auto weft = ns_per_op.find({target.workload, target.ours});
     const auto peer = ns_per_op.find({target.workload, target.peer});
-    std::printf("%-15s %-14s %-16s %7.1fx ", target.workload, kContenderNames[target.ours],
-                kContenderNames[target.peer], target.factor);
+    std::printf("%-15s %-14s %-16s %7.1fx ", target.workload,
+                kContenderNames[target.ours], kContenderNames[target.peer],
+                target.factor);
     if (weft == ns_per_op.end() || peer == ns_per_op.end()) {
       std::printf("%8s  not measured\n", "-");
       continue;
@@ -480,9 +481,9 @@ void PrintSummary(const std::vector<Workload>& workloads) {
 }
 
 void PrintHelp() {
-  bench::PrintHelpWith(
-      "smaller batches and a shorter minimum time per measurement",
-      "weft's runtime flags (runtime/flags.cc); concurrency_hint is set\n          per measurement");
+  bench::PrintHelpWith("smaller batches and a shorter minimum time per measurement",
+                       "weft's runtime flags (runtime/flags.cc); concurrency_hint is "
+                       "set\n          per measurement");
 }
 
 }  // namespace

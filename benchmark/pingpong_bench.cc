@@ -79,8 +79,9 @@ void Measure(::benchmark::State& state, double operations_per_batch,
     state.SkipWithError(timing.error.c_str());
     return;
   }
-  ReportValue(state, seconds * 1e9 /
-                         (operations_per_batch * static_cast<double>(state.iterations())));
+  ReportValue(
+      state,
+      seconds * 1e9 / (operations_per_batch * static_cast<double>(state.iterations())));
 }
 
 RuntimeOptions WeftOptions(std::size_t workers) {

@@ -65,8 +65,8 @@ const std::vector<Measurement>& Measurements() { return MutableMeasurements(); }
 
 void AddGoMeasurement(const Workload& workload, std::string selector, std::string line_id,
                       std::string go_flags) {
-  MutableGoMeasurements().push_back(
-      GoMeasurement{&workload, std::move(selector), std::move(line_id), std::move(go_flags)});
+  MutableGoMeasurements().push_back(GoMeasurement{
+      &workload, std::move(selector), std::move(line_id), std::move(go_flags)});
 }
 
 const std::vector<GoMeasurement>& GoMeasurements() { return MutableGoMeasurements(); }
@@ -105,10 +105,13 @@ void SetChildProcessFlags(std::vector<std::string> flags) {
 ChildResult RunInChildProcess(const std::string& name, const Scale& scale) {
   char self[4096];
   const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0) return {false, 0, std::string("readlink(/proc/self/exe): ") + std::strerror(errno)};
+  if (length <= 0)
+    return {false, 0, std::string("readlink(/proc/self/exe): ") + std::strerror(errno)};
   self[length] = '\0';
   std::string command = std::string("'") + self + "' --child=" + name +
-                        (scale.smoke ? " --smoke" : scale.quick ? " --quick" : "");
+                        (scale.smoke   ? " --smoke"
+                         : scale.quick ? " --quick"
+                                       : "");
   for (const std::string& flag : ChildProcessFlags()) command += " '" + flag + "'";
   std::FILE* child = popen(command.c_str(), "r");
   if (child == nullptr) return {false, 0, "popen(" + command + ") failed"};
@@ -117,7 +120,8 @@ ChildResult RunInChildProcess(const std::string& name, const Scale& scale) {
   while (std::fgets(line, sizeof(line), child) != nullptr) last = line;
   const int status = pclose(child);
   if (status != 0) {
-    return {false, 0, command + " exited with status " + std::to_string(WEXITSTATUS(status))};
+    return {false, 0,
+            command + " exited with status " + std::to_string(WEXITSTATUS(status))};
   }
   char* end = nullptr;
   const double value = std::strtod(last.c_str(), &end);

@@ -168,7 +168,8 @@ void RunGoPeer(const std::string& program, std::map<std::string, Result>* result
   for (const GoMeasurement& m : wanted) {
     if (std::find(selectors.begin(), selectors.end(), m.selector) == selectors.end())
       selectors.push_back(m.selector);
-    if (!m.go_flags.empty() && std::find(flags.begin(), flags.end(), m.go_flags) == flags.end())
+    if (!m.go_flags.empty() &&
+        std::find(flags.begin(), flags.end(), m.go_flags) == flags.end())
       flags.push_back(m.go_flags);
   }
   std::string command = "'" + program + "' -workloads=";
@@ -271,8 +272,9 @@ const char* ShortLabel(Contender contender) {
   }
 }
 
-constexpr Contender kPeers[] = {Contender::kBoostFiber, Contender::kBoostFiberWorkStealing,
-                                Contender::kThreads, Contender::kGo};
+constexpr Contender kPeers[] = {Contender::kBoostFiber,
+                                Contender::kBoostFiberWorkStealing, Contender::kThreads,
+                                Contender::kGo};
 
 // Columns are padded by what the terminal shows, not by bytes: µ, × and ≤ take
 // one column but several bytes of UTF-8.
@@ -337,7 +339,8 @@ class Comparison {
       if (std::find(workloads_.begin(), workloads_.end(), workload) == workloads_.end()) {
         workloads_.push_back(workload);
       }
-      if (results_.count({workload, contender}) == 0) order_.push_back({workload, contender});
+      if (results_.count({workload, contender}) == 0)
+        order_.push_back({workload, contender});
       results_[{workload, contender}] = found->second;
       if (workload->is_floor && found->second.ok) floor_ = found->second.value;
     };
@@ -386,7 +389,8 @@ class Comparison {
       }
       std::vector<std::string> row = {workload->id, Cell(workload, Contender::kWeft)};
       for (Contender peer : kPeers) row.push_back(Cell(workload, peer));
-      row.push_back(floor_ && workload->IsTimePerOperation() ? FormatDuration(*floor_) : "-");
+      row.push_back(floor_ && workload->IsTimePerOperation() ? FormatDuration(*floor_)
+                                                             : "-");
       row.push_back(ratios.empty() ? "-" : ratios);
       row.push_back("-");
       row.push_back("-");
@@ -427,7 +431,8 @@ class Comparison {
       const Result& result = results_.at({workload, contender});
       if (!result.ok) continue;
       out << workload->id << ',' << ContenderName(contender) << ',' << result.value << ','
-          << workload->PrintedUnit() << ',' << (workload->higher_is_better ? 1 : 0) << '\n';
+          << workload->PrintedUnit() << ',' << (workload->higher_is_better ? 1 : 0)
+          << '\n';
     }
     return static_cast<bool>(out);
   }
@@ -438,7 +443,8 @@ class Comparison {
         << ",\n  \"machine\": {";
     bool first = true;
     for (const auto& [key, value] : DescribeMachine()) {
-      out << (first ? "" : ",") << "\n    " << JsonString(key) << ": " << JsonString(value);
+      out << (first ? "" : ",") << "\n    " << JsonString(key) << ": "
+          << JsonString(value);
       first = false;
     }
     out << "\n  },\n  \"results\": [";
@@ -507,9 +513,12 @@ class Comparison {
     const std::string peer = ShortLabel(target.peer);
     const char* better = workload.higher_is_better ? "higher" : "faster";
     if (target.factor == 1) {
-      return std::string(workload.higher_is_better ? "no lower than " : "no slower than ") + peer;
+      return std::string(workload.higher_is_better ? "no lower than "
+                                                   : "no slower than ") +
+             peer;
     }
-    if (target.factor < 1) return "within " + Format("%g", 1 / target.factor) + "× of " + peer;
+    if (target.factor < 1)
+      return "within " + Format("%g", 1 / target.factor) + "× of " + peer;
     return "≥ " + factor + " " + better + " than " + peer;
   }
 
@@ -619,7 +628,8 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   if (FLAGS_smoke && comparison.HasErrors()) {
-    std::fprintf(stderr, "weft_showcase: a workload failed (see the error lines above)\n");
+    std::fprintf(stderr,
+                 "weft_showcase: a workload failed (see the error lines above)\n");
     status = 1;
   }
   if (!FLAGS_results_csv.empty() && !comparison.WriteCsv(FLAGS_results_csv)) {

@@ -27,7 +27,8 @@ const Workload kSpawnJoin{"W2a",
                           "spawn+join",
                           {{Target::Kind::kFasterThanPeer, 3.0, Contender::kBoostFiber},
                            {Target::Kind::kFasterThanPeer, 3.0, Contender::kGo}}};
-const Workload kSpawnBatch{"W2b", "fiber", {{Target::Kind::kFasterThanPeer, 2.0, Contender::kGo}}};
+const Workload kSpawnBatch{
+    "W2b", "fiber", {{Target::Kind::kFasterThanPeer, 2.0, Contender::kGo}}};
 
 std::int64_t SpawnJoinsPerBatch(const Scale& scale) {
   if (scale.smoke) return 1'000;

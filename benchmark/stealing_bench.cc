@@ -326,7 +326,8 @@ std::size_t CpuCount() {
 void PrintHelp() {
   bench::PrintHelpWith(
       "smaller batches and one repetition instead of three",
-      "weft's runtime flags (runtime/flags.cc); each workload sets the\n          topology, worker and group counts and the stealing ratios itself");
+      "weft's runtime flags (runtime/flags.cc); each workload sets the\n          "
+      "topology, worker and group counts and the stealing ratios itself");
 }
 
 }  // namespace

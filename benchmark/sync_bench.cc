@@ -48,7 +48,8 @@ void Measure(::benchmark::State& state, const std::string& runtime, std::int64_t
     state.SetIterationTime(timing.seconds);
     seconds += timing.seconds;
   }
-  const double ns = seconds * 1e9 / (2.0 * items * static_cast<double>(state.iterations()));
+  const double ns =
+      seconds * 1e9 / (2.0 * items * static_cast<double>(state.iterations()));
   ns_per_pair[runtime] = ns;
   state.counters["ns_per_pair"] = ns;
 }
@@ -82,9 +83,8 @@ void Register(std::int64_t items, double min_time) {
 }
 
 void PrintHelp() {
-  bench::PrintHelpWith(
-      "smaller batches and a shorter minimum time per measurement",
-      "weft's runtime flags (runtime/flags.cc)");
+  bench::PrintHelpWith("smaller batches and a shorter minimum time per measurement",
+                       "weft's runtime flags (runtime/flags.cc)");
 }
 
 }  // namespace
@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
   Register(quick ? 50'000 : 200'000, quick ? 0.1 : 0.5);
   ::benchmark::RunSpecifiedBenchmarks();
   std::printf("\n");
-  for (const auto& [runtime, ns] : ns_per_pair) std::printf("Sem %s %.1f ns/pair\n", runtime.c_str(), ns);
+  for (const auto& [runtime, ns] : ns_per_pair)
+    std::printf("Sem %s %.1f ns/pair\n", runtime.c_str(), ns);
   const auto weft = ns_per_pair.find("weft");
   for (const auto& [runtime, ns] : ns_per_pair) {
     if (weft == ns_per_pair.end() || runtime == "weft") continue;

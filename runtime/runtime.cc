@@ -5,13 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <iostream>
-#include <sstream>
-#include <utility>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/futex.h"

@@ -79,7 +79,8 @@ void OnSegv(int signal, siginfo_t* info, void* context) {
   const FiberEntity* fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
   if (IsGuardHit(fiber, reinterpret_cast<std::uintptr_t>(info->si_addr))) {
     SignalMessage message;
-    message << "weft: fiber stack overflow: fiber " << fiber->id << " ran past the end of its "
+    message << "weft: fiber stack overflow: fiber " << fiber->id
+            << " ran past the end of its "
             << static_cast<std::uint64_t>(fiber->stack.size)
             << "-byte stack into the guard page. Give it more stack: "
                "FiberAttributes::stack_size for this fiber, or --weft_fiber_stack_size "
@@ -90,7 +91,8 @@ void OnSegv(int signal, siginfo_t* info, void* context) {
     return;
   }
   // Not ours: hand it to whoever handled SIGSEGV before, or die as usual.
-  if ((previous_action.sa_flags & SA_SIGINFO) != 0 && previous_action.sa_sigaction != nullptr) {
+  if ((previous_action.sa_flags & SA_SIGINFO) != 0 &&
+      previous_action.sa_sigaction != nullptr) {
     previous_action.sa_sigaction(signal, info, context);
     return;
   }
@@ -122,8 +124,8 @@ AlternateSignalStack::AlternateSignalStack() {
     return;  // the thread has one already (a sanitizer's, or the application's)
   }
   size_ = 64 * 1024;
-  void* memory = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                      -1, 0);
+  void* memory =
+      mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) return;  // overflows then die without the message
   stack_t stack;
   stack.ss_sp = memory;

@@ -24,7 +24,8 @@ namespace weft {
 template <class F>
 auto Async(const FiberAttributes& attrs, F&& f) {
   using Fn = std::decay_t<F>;
-  static_assert(std::is_invocable_v<Fn>, "weft::Async needs a callable taking no arguments");
+  static_assert(std::is_invocable_v<Fn>,
+                "weft::Async needs a callable taking no arguments");
   using State = detail::CallState<void, Fn, detail::Input::kNothing>;
   auto* state = new State(nullptr, std::forward<F>(f));
   auto future = detail::FutureAccess::Adopt<typename State::Result>(state);

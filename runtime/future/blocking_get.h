@@ -16,8 +16,8 @@
 #include <type_traits>
 
 #include "runtime/detail/deadline.h"
-#include "runtime/future/future.h"
 #include "runtime/detail/spinlock.h"
+#include "runtime/future/future.h"
 #include "runtime/sync/detail/wait_queue.h"
 
 namespace weft {
@@ -107,8 +107,8 @@ T BlockingGet(Future<T> future) {
 // timeout. On timeout the future is dropped: its value, when it arrives, is
 // destroyed. An exception stored in the future is rethrown.
 template <class T, class Rep, class Period>
-detail::TryGetResult<T> BlockingTryGet(Future<T> future,
-                                       const std::chrono::duration<Rep, Period>& timeout) {
+detail::TryGetResult<T> BlockingTryGet(
+    Future<T> future, const std::chrono::duration<Rep, Period>& timeout) {
   detail::SharedState<T>* state =
       detail::FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
   auto owner = detail::FutureAccess::Adopt(state);

@@ -57,7 +57,8 @@ struct FutureAccess {
     WEFT_CHECK(future.state_ != nullptr)
         << operation
         << " was given an invalid future (default-constructed, moved from, or already "
-           "consumed by Then, BlockingGet, WhenAll or WhenAny); a future is consumed once";
+           "consumed by Then, BlockingGet, WhenAll or WhenAny); a future is consumed "
+           "once";
     return std::exchange(future.state_, nullptr);
   }
 };
@@ -175,8 +176,8 @@ class Promise {
 
  private:
   void CheckUsable(const char* operation) const {
-    WEFT_CHECK(state_ != nullptr) << "weft::Promise::" << operation
-                                  << "() on a moved-from promise";
+    WEFT_CHECK(state_ != nullptr)
+        << "weft::Promise::" << operation << "() on a moved-from promise";
   }
   void CheckUnsatisfied(const char* operation) const {
     WEFT_CHECK(!satisfied_) << "weft::Promise::" << operation

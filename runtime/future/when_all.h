@@ -1,7 +1,7 @@
 // WhenAll / WhenAny: one future for several.
 //
-//   auto both = weft::WhenAll(Async(LoadUser), Async(LoadCart));   // Future<tuple<User, Cart>>
-//   auto [user, cart] = weft::BlockingGet(std::move(both));
+//   auto both = weft::WhenAll(Async(LoadUser), Async(LoadCart));   // Future<tuple<User,
+//   Cart>> auto [user, cart] = weft::BlockingGet(std::move(both));
 //
 //   std::vector<weft::Future<Reply>> replicas = ...;
 //   auto [index, reply] = weft::BlockingGet(weft::WhenAny(std::move(replicas)));
@@ -173,10 +173,11 @@ class WhenAnyState final : public CombinatorState<WhenAnyResult<T>> {
 // The tuple of the non-void types among Ts; void if there are none.
 template <class... Ts>
 using NonVoidTuple = decltype(std::tuple_cat(
-    std::declval<std::conditional_t<std::is_void_v<Ts>, std::tuple<>, std::tuple<Ts>>>()...));
+    std::declval<
+        std::conditional_t<std::is_void_v<Ts>, std::tuple<>, std::tuple<Ts>>>()...));
 template <class... Ts>
-using WhenAllTupleResult =
-    std::conditional_t<std::tuple_size_v<NonVoidTuple<Ts...>> == 0, void, NonVoidTuple<Ts...>>;
+using WhenAllTupleResult = std::conditional_t<std::tuple_size_v<NonVoidTuple<Ts...>> == 0,
+                                              void, NonVoidTuple<Ts...>>;
 
 // WhenAll over futures of different types.
 template <class... Ts>
@@ -212,7 +213,8 @@ class WhenAllTupleState final : public CombinatorState<WhenAllTupleResult<Ts...>
   template <std::size_t... I>
   std::exception_ptr FirstException(std::index_sequence<I...>) const noexcept {
     std::exception_ptr first;
-    ((first == nullptr ? (void)(first = std::get<I>(inputs_)->exception()) : (void)0), ...);
+    ((first == nullptr ? (void)(first = std::get<I>(inputs_)->exception()) : (void)0),
+     ...);
     return first;
   }
 

@@ -84,7 +84,8 @@ TEST_P(AsyncTest, HonoursTheSchedulingGroupAttribute) {
     FiberAttributes attrs;
     attrs.scheduling_group = g;
     attrs.scheduling_group_local = true;
-    EXPECT_EQ(BlockingGet(Async(attrs, [] { return detail::CurrentWorker()->group()->index(); })),
+    EXPECT_EQ(BlockingGet(
+                  Async(attrs, [] { return detail::CurrentWorker()->group()->index(); })),
               g);
   }
   FiberAttributes out_of_range;

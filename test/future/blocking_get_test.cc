@@ -55,9 +55,10 @@ TEST_P(BlockingGetTest, WaitsForTheValue) {
 TEST_P(BlockingGetTest, RethrowsTheStoredException) {
   Promise<void> promise;
   Future<void> future = promise.GetFuture();
-  Actor waiting(waiter(), [&] { EXPECT_THROW(BlockingGet(std::move(future)), CustomError); });
+  Actor waiting(waiter(),
+                [&] { EXPECT_THROW(BlockingGet(std::move(future)), CustomError); });
   Actor setting(notifier(),
-               [&] { promise.SetException(std::make_exception_ptr(CustomError{1})); });
+                [&] { promise.SetException(std::make_exception_ptr(CustomError{1})); });
 }
 
 TEST_P(BlockingGetTest, TryGetReturnsTheValueOrGivesUpAfterTheTimeout) {
@@ -79,10 +80,11 @@ TEST_P(BlockingGetTest, TryGetReturnsTheValueOrGivesUpAfterTheTimeout) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Sides, BlockingGetTest,
-                         ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
-                                            ::testing::Values(Side::kFiber, Side::kThread)),
-                         testing::WaiterNotifierName);
+INSTANTIATE_TEST_SUITE_P(
+    Sides, BlockingGetTest,
+    ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
+                       ::testing::Values(Side::kFiber, Side::kThread)),
+    testing::WaiterNotifierName);
 
 class BlockingTryGetTest : public testing::WorkerCountTest {};
 
@@ -96,7 +98,8 @@ TEST_P(BlockingTryGetTest, ZeroAndNegativeTimeoutsOnlyCheck) {
   Promise<void> pending_void;
   EXPECT_FALSE(BlockingTryGet(pending_void.GetFuture(), 0s));
   EXPECT_THROW(
-      BlockingTryGet(MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{1})), 0s),
+      BlockingTryGet(MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{1})),
+                     0s),
       CustomError);
 }
 

@@ -42,7 +42,9 @@ TEST_P(FutureStressTest, AMillionFuturesFromThreadsReachWaitingFibers) {
           std::uint64_t got;
           if (i % 3 == 0) {
             // The continuation runs on the setter thread; its result comes back here.
-            got = BlockingGet(std::move(futures[i]).Then([](std::uint64_t v) { return v * 2; })) / 2;
+            got = BlockingGet(
+                      std::move(futures[i]).Then([](std::uint64_t v) { return v * 2; })) /
+                  2;
           } else {
             got = BlockingGet(std::move(futures[i]));
           }

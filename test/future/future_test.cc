@@ -41,8 +41,9 @@ TEST(Future, DeliversAValueSetBeforeOrAfterTheWaitStarts) {
 
 TEST(Future, CarriesMoveOnlyValuesAndVoid) {
   Promise<std::unique_ptr<std::string>> promise;
-  auto future = promise.GetFuture().Then(
-      [](std::unique_ptr<std::string> s) { return std::make_unique<std::size_t>(s->size()); });
+  auto future = promise.GetFuture().Then([](std::unique_ptr<std::string> s) {
+    return std::make_unique<std::size_t>(s->size());
+  });
   promise.SetValue(std::make_unique<std::string>("four"));
   EXPECT_EQ(*BlockingGet(std::move(future)), 4u);
 
@@ -58,13 +59,14 @@ TEST(Future, CarriesMoveOnlyValuesAndVoid) {
 TEST(Future, RethrowsTheOriginalExceptionObjectThroughValueContinuations) {
   Promise<int> promise;
   int calls = 0;
-  Future<std::string> end = promise.GetFuture()
-                                .Then([&calls](int x) { return ++calls + x; })
-                                .Then([&calls](int x) { return std::to_string(x + ++calls); })
-                                .Then([&calls](std::string s) {
-                                  ++calls;
-                                  return s;
-                                });
+  Future<std::string> end =
+      promise.GetFuture()
+          .Then([&calls](int x) { return ++calls + x; })
+          .Then([&calls](int x) { return std::to_string(x + ++calls); })
+          .Then([&calls](std::string s) {
+            ++calls;
+            return s;
+          });
   const CustomError* thrown = nullptr;
   try {
     throw CustomError{7};
@@ -83,17 +85,17 @@ TEST(Future, RethrowsTheOriginalExceptionObjectThroughValueContinuations) {
 }
 
 TEST(Future, WholeFutureContinuationSeesTheFailureAndCanRecover) {
-  Future<int> recovered =
-      MakeExceptionalFuture<int>(std::make_exception_ptr(std::out_of_range("no such key")))
-          .Then([](Future<int> f) {
-            EXPECT_TRUE(f.IsReady());
-            try {
-              return BlockingGet(std::move(f));
-            } catch (const std::out_of_range& e) {
-              EXPECT_STREQ(e.what(), "no such key");
-              return -1;
-            }
-          });
+  Future<int> recovered = MakeExceptionalFuture<int>(
+                              std::make_exception_ptr(std::out_of_range("no such key")))
+                              .Then([](Future<int> f) {
+                                EXPECT_TRUE(f.IsReady());
+                                try {
+                                  return BlockingGet(std::move(f));
+                                } catch (const std::out_of_range& e) {
+                                  EXPECT_STREQ(e.what(), "no such key");
+                                  return -1;
+                                }
+                              });
   EXPECT_EQ(BlockingGet(std::move(recovered)), -1);
 }
 
@@ -116,7 +118,9 @@ TEST(Future, FlattensAContinuationThatReturnsAFuture) {
   Promise<int> outer;
   Future<std::string> flat =
       outer.GetFuture().Then([&inner_future](int x) -> Future<std::string> {
-        return std::move(inner_future).Then([x](std::string s) { return s + std::to_string(x); });
+        return std::move(inner_future).Then([x](std::string s) {
+          return s + std::to_string(x);
+        });
       });
   outer.SetValue(5);
   EXPECT_FALSE(flat.IsReady()) << "ready before the inner future was";
@@ -230,7 +234,8 @@ TEST(Future, LongChainsCompleteWithoutDeepRecursion) {
   constexpr int kSteps = 100000;
   Promise<int> promise;
   Future<int> end = promise.GetFuture();
-  for (int i = 0; i != kSteps; ++i) end = std::move(end).Then([](int x) { return x + 1; });
+  for (int i = 0; i != kSteps; ++i)
+    end = std::move(end).Then([](int x) { return x + 1; });
   Fiber setter([&promise] { promise.SetValue(0); });
   setter.Join();
   EXPECT_EQ(BlockingGet(std::move(end)), kSteps);
@@ -239,9 +244,8 @@ TEST(Future, LongChainsCompleteWithoutDeepRecursion) {
   std::vector<Promise<int>> inner(1000);
   Future<int> flat = MakeReadyFuture(0);
   for (auto& p : inner) {
-    flat = std::move(flat).Then([&p](int x) {
-      return p.GetFuture().Then([x](int y) { return x + y; });
-    });
+    flat = std::move(flat).Then(
+        [&p](int x) { return p.GetFuture().Then([x](int y) { return x + y; }); });
   }
   Fiber fulfil([&inner] {
     for (auto& p : inner) p.SetValue(1);
@@ -256,7 +260,8 @@ TEST(Future, MakeReadyAndExceptionalFuturesAreReady) {
   EXPECT_TRUE(ready.IsReady());
   EXPECT_EQ(BlockingGet(std::move(ready)), "x");
   EXPECT_FALSE(ready.IsValid()) << "BlockingGet did not consume the future";
-  Future<void> failed = MakeExceptionalFuture<void>(std::make_exception_ptr(CustomError{1}));
+  Future<void> failed =
+      MakeExceptionalFuture<void>(std::make_exception_ptr(CustomError{1}));
   EXPECT_TRUE(failed.IsReady());
   EXPECT_THROW(BlockingGet(std::move(failed)), CustomError);
   Future<int> invalid;

@@ -17,7 +17,8 @@ struct CustomError {
 // Counts values destroyed too often (negative) or never (positive at the end).
 class Tracked {
  public:
-  explicit Tracked(std::atomic<int>* alive, int value = 0) : alive_(alive), value_(value) {
+  explicit Tracked(std::atomic<int>* alive, int value = 0)
+      : alive_(alive), value_(value) {
     alive_->fetch_add(1, std::memory_order_relaxed);
   }
   Tracked(Tracked&& other) noexcept

@@ -81,8 +81,9 @@ TEST(WhenAll, FailsWithTheFirstFailedInputOnceAllAreReady) {
   EXPECT_THROW(BlockingGet(std::move(all)), CustomError);
 
   Promise<void> left;
-  auto mixed = WhenAll(left.GetFuture(), MakeExceptionalFuture<int>(
-                                             std::make_exception_ptr(CustomError{5})));
+  auto mixed =
+      WhenAll(left.GetFuture(),
+              MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{5})));
   EXPECT_FALSE(mixed.IsReady());
   left.SetValue();
   EXPECT_THROW(BlockingGet(std::move(mixed)), CustomError);

@@ -63,7 +63,8 @@ struct CallResult<T, Fn, Input::kNothing> {
 // read it.
 template <class T, class Fn, Input kInput>
 class CallState final
-    : public SharedState<typename UnwrapFuture<typename CallResult<T, Fn, kInput>::type>::type>,
+    : public SharedState<
+          typename UnwrapFuture<typename CallResult<T, Fn, kInput>::type>::type>,
       public Continuation {
   using Raw = typename CallResult<T, Fn, kInput>::type;
   static constexpr bool kFlattens = IsFuture<Raw>::value;
@@ -117,7 +118,8 @@ class CallState final
 
   Raw Call() {
     if constexpr (kInput == Input::kWholeFuture) {
-      return std::invoke(std::move(*fn_), FutureAccess::Adopt(std::exchange(input_, nullptr)));
+      return std::invoke(std::move(*fn_),
+                         FutureAccess::Adopt(std::exchange(input_, nullptr)));
     } else if constexpr (kInput == Input::kNothing || std::is_void_v<T>) {
       return std::invoke(std::move(*fn_));
     } else {
