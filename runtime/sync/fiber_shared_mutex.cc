@@ -20,13 +20,15 @@ std::uint32_t FiberSharedMutex::WaitingBits() const {
 void FiberSharedMutex::LockSlow() {
   detail::Waiter waiter;
   wait_lock_.lock();
-  // Block new readers; then the reader count can only fall.
+  // Block new readers; then the reader count can only fall. Acquire: if the
+  // mutex is free, this read is what orders us after the last unlock (a fast-path
+  // unlock does not take wait_lock_). An acquire operation rather than a fence,
+  // which ThreadSanitizer does not model.
   std::uint32_t state =
-      state_.fetch_or(kWriterWaiting, std::memory_order_relaxed) | kWriterWaiting;
+      state_.fetch_or(kWriterWaiting, std::memory_order_acquire) | kWriterWaiting;
   if ((state & (kReaderMask | kWriter)) == 0 && writers_.empty()) {
     // Free, and no writer queued before us: take it.
     state_.store(kWriter | WaitingBits(), std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
     wait_lock_.unlock();
     return;
   }
@@ -88,7 +90,9 @@ void FiberSharedMutex::UnlockSharedSlow(std::uint32_t before) {
       << "FiberSharedMutex::unlock_shared() on a mutex that is not locked for reading";
   if ((before & kWriterWaiting) == 0) return;  // last reader out, nobody to admit
   wait_lock_.lock();
-  const std::uint32_t state = state_.load(std::memory_order_relaxed);
+  // Acquire: the readers that left before us (each with a release decrement)
+  // happen-before the writer we admit.
+  const std::uint32_t state = state_.load(std::memory_order_acquire);
   // Still no reader and no writer (no one else admitted a writer meanwhile)?
   if ((state & (kReaderMask | kWriter)) == 0 && !writers_.empty()) {
     detail::Waiter* writer = writers_.PopFront();
