@@ -95,6 +95,7 @@ void FiberWorker::Run() {
 
   // Where the SIGSEGV handler runs when a fiber overflows its stack.
   AlternateSignalStack signal_stack;
+  errno_location_ = &errno;
   current_worker = this;
   AdoptThreadContext(&scheduler_context_);
   while (FiberEntity* fiber = WaitForWork()) {
@@ -124,20 +125,13 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
 }
 
 // Always inlined into its callers, for the reason given at SwitchContext.
-namespace {
-
-// errno is thread-local and the fiber may resume on another thread. Not inlined,
-// so that errno's address is computed on the thread that runs the call: glibc
-// declares __errno_location() const, and a compiler may otherwise reuse an
-// address it computed before the switch.
-__attribute__((noinline)) void RestoreErrno(int value) { errno = value; }
-
-}  // namespace
-
 __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
     FiberEntity* next, AfterSwitch action, Spinlock* lock) {
-  // Saved on this fiber's stack: each fiber keeps its own errno across switches.
-  const int saved_errno = errno;
+  // Saved on this fiber's stack, restored through the errno of the worker that
+  // resumes it (the fiber may move threads; glibc's __errno_location() is
+  // declared const, so `errno` itself could be the old thread's after the
+  // switch).
+  const int saved_errno = *errno_location_;
   FiberEntity* self = current_;
   SwitchRecord record{this, self, action, lock};
   MachineContext* target = &scheduler_context_;
@@ -146,9 +140,9 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
     target = &next->context;
     stats_.switches.Add();
   }
-  CompleteSwitch(SwitchContext(&self->context, target, &record,
-                               action == AfterSwitch::kReleaseExited));
-  RestoreErrno(saved_errno);
+  FiberWorker* resumed_on = CompleteSwitch(
+      SwitchContext(&self->context, target, &record, action == AfterSwitch::kReleaseExited));
+  *resumed_on->errno_location_ = saved_errno;
 }
 
 void FiberWorker::SwitchAway(AfterSwitch action, Spinlock* lock) {
@@ -322,7 +316,7 @@ void FiberWorker::CollectStats(WorkerStats* out) const {
 void FiberMain(SwitchArrival arrival) {
   FiberWorker* worker = CompleteSwitch(arrival);
   FiberEntity* self = worker->current_fiber();
-  RestoreErrno(0);  // a fiber starts with errno 0, whatever its thread had
+  *worker->errno_location_ = 0;  // a fiber starts with errno 0, whatever its thread had
   try {
     self->run(self->callable);
   } catch (const std::exception& e) {

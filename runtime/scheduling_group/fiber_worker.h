@@ -128,6 +128,9 @@ class FiberWorker {
   const std::vector<int> cpus_;
   std::thread thread_;
   MachineContext scheduler_context_;
+  // This thread's errno, through which each fiber's errno is saved before a
+  // switch and restored, on the thread it resumes on, after it.
+  int* errno_location_ = nullptr;
   FiberEntity* current_ = nullptr;
   std::uint32_t run_next_streak_ = 0;
   bool may_steal_ = false;  // copied from the group at Start()
