@@ -17,6 +17,7 @@ namespace weft::detail {
 namespace {
 
 struct sigaction previous_action;
+std::uintptr_t page_size = 4096;  // read at installation: sysconf is not signal-safe
 
 // Async-signal-safe output: no stdio, no allocation.
 class SignalMessage {
@@ -61,8 +62,7 @@ class SignalMessage {
 bool IsGuardHit(const FiberEntity* fiber, std::uintptr_t address) {
   if (fiber == nullptr || !fiber->stack.guard) return false;
   const std::uintptr_t low = reinterpret_cast<std::uintptr_t>(fiber->stack.low);
-  const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  return address < low && address >= low - 16 * page;
+  return address < low && address >= low - 16 * page_size;
 }
 
 // Restores the default action: returning from the handler runs the faulting
@@ -109,6 +109,7 @@ void OnSegv(int signal, siginfo_t* info, void* context) {
 void InstallStackOverflowHandler() {
   static std::once_flag once;
   std::call_once(once, [] {
+    page_size = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
     struct sigaction action;
     std::memset(&action, 0, sizeof(action));
     action.sa_sigaction = &OnSegv;
