@@ -74,27 +74,40 @@ class CombinatorState : public SharedState<R> {
   std::atomic<std::size_t> pending_;
 };
 
+// A combinator over a vector of futures: takes their states (each must be
+// valid; `operation` names the caller in the abort message) and watches them.
+template <class R, class T>
+class VectorCombinatorState : public CombinatorState<R> {
+ public:
+  // Call once the state is fully constructed; inputs already ready fire here.
+  void Start() noexcept {
+    for (std::size_t i = 0; i != inputs_.size(); ++i) this->Watch(i, *inputs_[i]);
+  }
+
+ protected:
+  VectorCombinatorState(std::vector<Future<T>>& inputs, const char* operation)
+      : CombinatorState<R>(inputs.size()) {
+    inputs_.reserve(inputs.size());
+    for (Future<T>& input : inputs) {
+      inputs_.push_back(FutureAccess::ReleaseValid(input, operation));
+    }
+  }
+
+  std::vector<SharedState<T>*> inputs_;
+};
+
 template <class T>
 using WhenAllVectorResult = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
 
 // WhenAll over a vector: completes when every input has; holds each input until
 // then and moves the values out in input order.
 template <class T>
-class WhenAllVectorState final : public CombinatorState<WhenAllVectorResult<T>> {
+class WhenAllVectorState final : public VectorCombinatorState<WhenAllVectorResult<T>, T> {
  public:
   explicit WhenAllVectorState(std::vector<Future<T>>& inputs)
-      : CombinatorState<WhenAllVectorResult<T>>(inputs.size()) {
-    inputs_.reserve(inputs.size());
-    for (Future<T>& input : inputs) {
-      inputs_.push_back(FutureAccess::ReleaseValid(input, "weft::WhenAll"));
-    }
-  }
+      : VectorCombinatorState<WhenAllVectorResult<T>, T>(inputs, "weft::WhenAll") {}
   ~WhenAllVectorState() override {
-    for (SharedState<T>* input : inputs_) input->DropReference();
-  }
-
-  void Start() noexcept {
-    for (std::size_t i = 0; i != inputs_.size(); ++i) this->Watch(i, *inputs_[i]);
+    for (SharedState<T>* input : this->inputs_) input->DropReference();
   }
 
  private:
@@ -102,7 +115,7 @@ class WhenAllVectorState final : public CombinatorState<WhenAllVectorResult<T>> 
     if (!this->CountFired()) return nullptr;
     // Every input is ready; the counter's acquire-release chain makes all of
     // their outcomes visible here.
-    for (SharedState<T>* input : inputs_) {
+    for (SharedState<T>* input : this->inputs_) {
       if (input->exception()) {
         this->StoreException(input->exception());
         return this->PublishAndDrop();
@@ -111,15 +124,15 @@ class WhenAllVectorState final : public CombinatorState<WhenAllVectorResult<T>> 
     StoreResultOf(*this, [this] {
       if constexpr (!std::is_void_v<T>) {
         std::vector<T> values;
-        values.reserve(inputs_.size());
-        for (SharedState<T>* input : inputs_) values.push_back(std::move(input->value()));
+        values.reserve(this->inputs_.size());
+        for (SharedState<T>* input : this->inputs_) {
+          values.push_back(std::move(input->value()));
+        }
         return values;
       }
     });
     return this->PublishAndDrop();
   }
-
-  std::vector<SharedState<T>*> inputs_;
 };
 
 template <class T>
@@ -129,23 +142,14 @@ using WhenAnyResult =
 // WhenAny: the first input to fire decides; later ones are released as they
 // come.
 template <class T>
-class WhenAnyState final : public CombinatorState<WhenAnyResult<T>> {
+class WhenAnyState final : public VectorCombinatorState<WhenAnyResult<T>, T> {
  public:
   explicit WhenAnyState(std::vector<Future<T>>& inputs)
-      : CombinatorState<WhenAnyResult<T>>(inputs.size()) {
-    inputs_.reserve(inputs.size());
-    for (Future<T>& input : inputs) {
-      inputs_.push_back(FutureAccess::ReleaseValid(input, "weft::WhenAny"));
-    }
-  }
-
-  void Start() noexcept {
-    for (std::size_t i = 0; i != inputs_.size(); ++i) this->Watch(i, *inputs_[i]);
-  }
+      : VectorCombinatorState<WhenAnyResult<T>, T>(inputs, "weft::WhenAny") {}
 
  private:
   Continuation* OnInputReady(std::size_t index) noexcept override {
-    SharedState<T>* input = inputs_[index];
+    SharedState<T>* input = this->inputs_[index];
     Continuation* next = nullptr;
     if (!decided_.exchange(true, std::memory_order_acq_rel)) {
       if (input->exception()) {
@@ -166,7 +170,6 @@ class WhenAnyState final : public CombinatorState<WhenAnyResult<T>> {
     return next;
   }
 
-  std::vector<SharedState<T>*> inputs_;
   std::atomic<bool> decided_{false};
 };
 
