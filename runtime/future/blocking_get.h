@@ -25,7 +25,9 @@ namespace weft {
 namespace detail {
 
 // A continuation that wakes the one fiber or thread waiting for a state: a
-// one-shot event on the wait-queue core, one lock round trip on each side.
+// one-shot event on the wait-queue core, one lock round trip on each side. Not a
+// FiberLatch: its count and its destructor's waiter check cost about 8 ns per
+// Async + BlockingGet round trip (118 vs 127 ns on one worker, medians of 5).
 class FutureWaiter final : public Continuation {
  public:
   Continuation* Fire() noexcept override {
