@@ -56,7 +56,7 @@ long ResidentKiB() {
 }
 
 // One round; returns an empty string if every invariant held, else what broke.
-std::string RunRound(std::uint64_t round) {
+std::string RunRound() {
   constexpr int kProducers = 8;
   constexpr int kItemsEach = 500;
   constexpr int kWorkers = 64;
@@ -168,7 +168,6 @@ std::string RunRound(std::uint64_t round) {
   for (std::uint64_t i = 0; i < doubled.size(); ++i) {
     if (doubled[i] != 2 * i) return "futures: element " + std::to_string(i) + " wrong";
   }
-  (void)round;
   return "";
 }
 
@@ -190,7 +189,7 @@ int main(int argc, char** argv) {
   long peak_after_warmup_kib = 0;
   std::uint64_t rounds = 0;
   while (Clock::now() < end) {
-    const std::string broken = RunRound(rounds);
+    const std::string broken = RunRound();
     if (!broken.empty()) {
       std::fprintf(stderr, "weft_soak: round %llu broke an invariant: %s\n",
                    static_cast<unsigned long long>(rounds), broken.c_str());
