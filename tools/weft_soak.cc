@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
   weft::Runtime runtime(weft::RuntimeOptions::FromFlags());
   const auto start = Clock::now();
   const auto end = start + std::chrono::seconds(FLAGS_seconds);
-  const auto warm = start + std::chrono::seconds(FLAGS_seconds) / 4;
+  const auto warm = start + std::chrono::milliseconds(FLAGS_seconds * 250);
   long baseline_kib = 0;
   long peak_after_warmup_kib = 0;
   std::uint64_t rounds = 0;
