@@ -64,7 +64,7 @@ FiberEntity* AllocateFiber(const FiberAttributes& attrs, std::size_t size,
     ReleaseTicketIfHeld(ticket);
     return nullptr;
   }
-  char* top = stack.low + stack.size;
+  char* top = StackTop(stack);
   char* block = AlignDown(top - sizeof(FiberEntity), 64);
   char* callable = AlignDown(block - size, std::max(align, alignof(std::max_align_t)));
   WEFT_CHECK(callable - stack.low >= static_cast<std::ptrdiff_t>(kMinFrameSpace))
@@ -77,6 +77,7 @@ FiberEntity* AllocateFiber(const FiberAttributes& attrs, std::size_t size,
   fiber->callable = callable;
   fiber->scheduling_group_local = attrs.scheduling_group_local;
   fiber->holds_launch_ticket = ticket;
+  RecordOf(stack)->fiber = fiber;
   MakeContext(&fiber->context, stack.low, AlignDown(callable, 64), &FiberMain);
   return fiber;
 }

@@ -3,6 +3,7 @@
 // touches one page and needs no heap allocation.
 //
 //   high addresses  +----------------------------+ stack.low + stack.size
+//                   | StackRecord (stack_pool.h) |
 //                   | FiberEntity                |
 //                   | callable (any size)        |
 //                   | first frames ...           |  <- initial stack pointer
@@ -32,12 +33,23 @@ namespace weft::detail {
 class SchedulingGroup;
 class LocalTable;
 
+// What a fiber is doing, for debuggers (tools/gdb/weft.py); nothing in the
+// runtime reads it. Written by whoever owns the fiber at the moment: the fiber
+// as it switches away, the worker that switches to it, the waker that readies it.
+enum class FiberState : std::uint8_t {
+  kReady = 1,    // new, yielded or woken: in a run queue or a run-next slot
+  kRunning = 2,  // on a worker
+  kParked = 3,   // waiting in a wait queue (a primitive, a Join, a sleep)
+  kExited = 4,   // its callable returned; its last switch is under way
+};
+
 struct FiberEntity {
   MachineContext context;
   // Link in a scheduling group's overflow list while the run queue is full.
   FiberEntity* next = nullptr;
   SchedulingGroup* group = nullptr;
   std::uint64_t id = 0;
+  FiberState state = FiberState::kReady;
   Stack stack;
   void (*run)(void*) = nullptr;  // invokes and destroys the callable
   void* callable = nullptr;

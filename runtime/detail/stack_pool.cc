@@ -34,7 +34,7 @@ struct FreeStackNode {
 };
 
 FreeStackNode* NodeOf(const Stack& stack) {
-  return reinterpret_cast<FreeStackNode*>(stack.low + stack.size - sizeof(FreeStackNode));
+  return reinterpret_cast<FreeStackNode*>(StackTop(stack) - sizeof(FreeStackNode));
 }
 
 std::size_t PageSize() {
@@ -60,6 +60,35 @@ std::atomic<bool> default_guard{true};
 SizeClass DefaultClass() {
   return SizeClass{default_size.load(std::memory_order_relaxed),
                    default_guard.load(std::memory_order_relaxed)};
+}
+
+// Guards the links of the list of mapped stacks.
+std::mutex& RegistryMutex() {
+  static std::mutex* mutex = new std::mutex;  // never destroyed, like the pool
+  return *mutex;
+}
+
+}  // namespace
+}  // namespace weft::detail
+
+// The sentinel of the list of every mapped stack (see stack_pool.h). A plain C
+// symbol, so that a debugger finds it without knowing C++ name mangling.
+extern "C" {
+__attribute__((used)) weft::detail::StackRecord weft_debug_stacks = {
+    &weft_debug_stacks, &weft_debug_stacks, nullptr};
+}
+
+namespace weft::detail {
+namespace {
+
+void RegisterStack(const Stack& stack) {
+  StackRecord* record = RecordOf(stack);
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  record->fiber = nullptr;
+  record->prev = &weft_debug_stacks;
+  record->next = weft_debug_stacks.next;
+  weft_debug_stacks.next->prev = record;
+  weft_debug_stacks.next = record;
 }
 
 bool MapStack(SizeClass cls, Stack* out, int* error) {
@@ -88,6 +117,7 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
   }
   mapped_count.fetch_add(1, std::memory_order_relaxed);
   *out = Stack{base + (cls.guard ? page : 0), cls.size, cls.guard};
+  RegisterStack(*out);
   return true;
 }
 
@@ -95,6 +125,14 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
 // TLB shootdown on every CPU, and stacks mapped one after another usually sit
 // next to each other.
 void UnmapStacks(std::vector<Stack>* stacks) {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    for (const Stack& stack : *stacks) {
+      StackRecord* record = RecordOf(stack);
+      record->prev->next = record->next;
+      record->next->prev = record->prev;
+    }
+  }
   const std::size_t page = PageSize();
   auto begin = [page](const Stack& s) { return s.low - (s.guard ? page : 0); };
   std::sort(stacks->begin(), stacks->end(),

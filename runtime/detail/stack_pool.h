@@ -11,6 +11,12 @@
 // (Linux >= 6.13), which creates no extra memory mapping, so the number of fibers
 // is not limited by vm.max_map_count; elsewhere with mprotect(PROT_NONE).
 //
+// Every mapped stack carries a StackRecord in its top 64 bytes, and the records
+// of all mapped stacks form one process-wide list, `weft_debug_stacks`: walking it
+// finds every fiber alive, which is what tools/gdb/weft.py does in a live process
+// or a core file. The list changes only when a stack is mapped or unmapped, which
+// the pool makes rare; starting or finishing a fiber writes one pointer.
+//
 // Thread-safe.
 #ifndef WEFT_RUNTIME_DETAIL_STACK_POOL_H_
 #define WEFT_RUNTIME_DETAIL_STACK_POOL_H_
@@ -20,11 +26,29 @@
 
 namespace weft::detail {
 
+struct FiberEntity;
+
 struct Stack {
   char* low = nullptr;   // lowest usable byte (just above the guard page)
-  std::size_t size = 0;  // usable bytes; the stack's top is low + size
+  std::size_t size = 0;  // bytes mapped above the guard page, StackRecord included
   bool guard = false;    // whether a guard page sits below `low`
 };
+
+// The top of a mapped stack; see the file comment. Links are changed under the
+// pool's registry lock; `fiber` only by the owner of the stack.
+struct alignas(64) StackRecord {
+  StackRecord* prev;
+  StackRecord* next;
+  FiberEntity* fiber;  // the fiber using the stack, or nullptr while pooled
+};
+
+// The highest address below the stack's record: where a fiber's data may start.
+inline char* StackTop(const Stack& stack) {
+  return stack.low + stack.size - sizeof(StackRecord);
+}
+inline StackRecord* RecordOf(const Stack& stack) {
+  return reinterpret_cast<StackRecord*>(StackTop(stack));
+}
 
 // Sets the size class that thread caches serve. Called by StartRuntime.
 void ConfigureStackPool(std::size_t default_size, bool guard_page);

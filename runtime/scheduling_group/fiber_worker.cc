@@ -35,6 +35,20 @@ struct SwitchRecord {
   Spinlock* lock;
 };
 
+// What a fiber that switches away with `action` is doing until it runs again.
+constexpr FiberState StateAfter(AfterSwitch action) {
+  switch (action) {
+    case AfterSwitch::kRequeue:
+      return FiberState::kReady;
+    case AfterSwitch::kReleaseExited:
+      return FiberState::kExited;
+    case AfterSwitch::kNothing:
+    case AfterSwitch::kUnlock:
+      break;
+  }
+  return FiberState::kParked;
+}
+
 }  // namespace
 
 __attribute__((noinline)) FiberWorker* CurrentWorker() {
@@ -100,6 +114,7 @@ void FiberWorker::Run() {
   AdoptThreadContext(&scheduler_context_);
   while (FiberEntity* fiber = WaitForWork()) {
     current_ = fiber;
+    fiber->state = FiberState::kRunning;
     stats_.switches.Add();
     SwitchRecord record{this, nullptr, AfterSwitch::kNothing, nullptr};
     CompleteSwitch(SwitchContext(&scheduler_context_, &fiber->context, &record));
@@ -133,11 +148,13 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
   // switch).
   const int saved_errno = *errno_location_;
   FiberEntity* self = current_;
+  self->state = StateAfter(action);
   SwitchRecord record{this, self, action, lock};
   MachineContext* target = &scheduler_context_;
   current_ = next;
   if (next != nullptr) {
     target = &next->context;
+    next->state = FiberState::kRunning;
     stats_.switches.Add();
   }
   FiberWorker* resumed_on = CompleteSwitch(

@@ -1,5 +1,7 @@
 #include "runtime/scheduling_group/scheduling_group.h"
 
+#include <cstddef>
+
 #include "runtime/detail/check.h"
 #include "runtime/detail/fiber_entity.h"
 
@@ -21,6 +23,16 @@ SchedulingGroup::SchedulingGroup(std::size_t index, std::size_t numa_node,
 }
 
 SchedulingGroup::~SchedulingGroup() = default;
+
+std::size_t SchedulingGroup::IndexOffset() {
+  // SchedulingGroup is not standard-layout (it has private members of several
+  // kinds), for which offsetof is conditionally supported; GCC and Clang compute
+  // it exactly for a class without virtual bases.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  return offsetof(SchedulingGroup, index_);
+#pragma GCC diagnostic pop
+}
 
 void SchedulingGroup::SetStealPeers(StealPeers peers) {
   if (peers.same_node_ratio == 0) peers.same_node.clear();

@@ -97,6 +97,8 @@ class SchedulingGroup {
   TimerWorker& timer_worker() { return timer_worker_; }
 
   std::size_t index() const { return index_; }
+  // Where index() lives in the object, for debuggers.
+  static std::size_t IndexOffset();
   std::size_t numa_node() const { return numa_node_; }
   std::size_t worker_count() const { return workers_.size(); }
   FiberWorker* worker(std::size_t i) const { return workers_[i].get(); }

@@ -59,7 +59,7 @@ class ContextTest : public ::testing::Test {
 };
 
 TEST_F(ContextTest, SwitchesBackAndForthPassingData) {
-  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size,
+  MakeContext(&ping_context, ping_stack_.low, StackTop(ping_stack_),
               &PingEntry);
   long value = 0;
   for (int i = 0; i < 100000; ++i) {
@@ -74,9 +74,9 @@ TEST_F(ContextTest, SwitchesBackAndForthPassingData) {
 }
 
 TEST_F(ContextTest, AContextCanHandOffToAnotherAndExit) {
-  MakeContext(&ping_context, ping_stack_.low, ping_stack_.low + ping_stack_.size,
+  MakeContext(&ping_context, ping_stack_.low, StackTop(ping_stack_),
               &ChainEntry);
-  MakeContext(&pong_context, pong_stack_.low, pong_stack_.low + pong_stack_.size,
+  MakeContext(&pong_context, pong_stack_.low, StackTop(pong_stack_),
               &PongEntry);
   SwitchArrival arrival = SwitchContext(&main_context, &ping_context, nullptr);
   EXPECT_EQ(arrival.from, &pong_context);

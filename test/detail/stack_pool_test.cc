@@ -43,7 +43,7 @@ TEST_F(StackPoolTest, StacksAreWritableAndOfTheRequestedSize) {
   EXPECT_EQ(stack.size, kSize);
   EXPECT_TRUE(stack.guard);
   for (std::size_t i = 0; i < stack.size; i += 4096) stack.low[i] = 1;
-  stack.low[stack.size - 1] = 1;
+  StackTop(stack)[-1] = 1;  // the record above belongs to the pool
   FreeStack(stack);
 }
 
