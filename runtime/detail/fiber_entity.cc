@@ -22,6 +22,7 @@ struct WeftDebugLayout {
   std::uint32_t fiber_stack_size;  // Stack::size (size_t)
   std::uint32_t group_index;     // SchedulingGroup's index (size_t)
 };
+extern const WeftDebugLayout weft_debug_layout;
 __attribute__((used)) const WeftDebugLayout weft_debug_layout = {
     1,
     offsetof(weft::detail::StackRecord, next),
