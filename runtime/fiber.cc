@@ -101,6 +101,10 @@ void LaunchFiber(FiberEntity* fiber, const FiberAttributes& attrs, bool joinable
     worker->CountCreated();
     if (attrs.launch_policy == Launch::kDispatch) {
       worker->DispatchTo(fiber);
+    } else if (WEFT_UNLIKELY(worker->chaos())) {
+      // Chaos mode: the child starts on a worker other than its parent's.
+      fiber->last_worker = worker;
+      fiber->group->Push(fiber);
     } else {
       worker->ReadyLocal(fiber);
     }
@@ -175,6 +179,7 @@ bool BatchStartFiberDetached(std::vector<std::function<void()>> fns,
   for (std::size_t i = 0; i < fibers.size(); ++i) {
     if (counted_by_worker) {
       worker->CountCreated();
+      if (worker->chaos()) fibers[i]->last_worker = worker;  // see LaunchFiber
     } else {
       group->CountExternalCreated();
     }

@@ -26,6 +26,9 @@ DEFINE_bool(weft_fiber_worker_disallow_cpu_migration, false,
             "Pin each worker to a single CPU.");
 DEFINE_uint64(weft_stats_log_interval_ms, 0,
               "Write the runtime's statistics to stderr every this many ms; 0 = never.");
+DEFINE_bool(weft_chaos_migration, false,
+            "Testing aid: send every fiber made ready to a worker other than the one it "
+            "last ran on, to expose code that relies on staying on one thread.");
 DEFINE_string(weft_topology, "",
               "hwloc synthetic topology to use instead of the machine's, e.g. "
               "\"pack:2 numa:1 core:8 pu:1\".");

@@ -19,5 +19,6 @@ DECLARE_string(weft_fiber_worker_accessible_cpus);
 DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
 DECLARE_string(weft_topology);
 DECLARE_uint64(weft_stats_log_interval_ms);
+DECLARE_bool(weft_chaos_migration);
 
 #endif  // WEFT_RUNTIME_FLAGS_H_

@@ -150,7 +150,8 @@ namespace {
 // Creates the groups of `plans`, each in memory of its NUMA node, and tells each
 // which others it may steal from.
 void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
-                  const std::vector<GroupPlan>& plans, RuntimeState* state) {
+                  const std::vector<GroupPlan>& plans, bool chaos_migration,
+                  RuntimeState* state) {
   bool several_nodes = false;
   for (const GroupPlan& plan : plans) {
     several_nodes |= plan.numa_node != plans.front().numa_node;
@@ -176,6 +177,7 @@ void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
           .push_back(peer);
     }
     group->SetStealPeers(std::move(peers));
+    group->set_chaos_migration(chaos_migration);
     const std::size_t node = group->numa_node();
     if (node >= state->node_groups.size()) state->node_groups.resize(node + 1);
     if (state->node_groups[node] == nullptr) {
@@ -202,7 +204,7 @@ void StartRuntime(const RuntimeOptions& options) {
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
     std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
-    detail::CreateGroups(options, plan.layout, plan.groups, &state);
+    detail::CreateGroups(options, plan.layout, plan.groups, plan.chaos_migration, &state);
   }
   for (auto& group : state.groups) group->Start();
   state.closing.store(false, std::memory_order_seq_cst);

@@ -59,6 +59,14 @@ struct RuntimeOptions {
   // Every this many milliseconds, write DumpRuntimeStats() to standard error;
   // 0 = never. For watching a running service; 0..86400000.
   std::size_t stats_log_interval_ms = 0;
+  // Chaos mode, for tests: every time a fiber is made ready (started, woken,
+  // yielding) it is sent to a worker other than the one it last ran on, so that
+  // code which wrongly relies on staying on one thread (caching a thread_local's
+  // address, a thread id, errno, a pthread lock held across a wait) fails fast.
+  // Fibers run slower. It has no effect in a scheduling group of one worker.
+  // The environment variable WEFT_CHAOS_MIGRATION=1 turns it on for every
+  // runtime the process starts, whatever the options say.
+  bool chaos_migration = false;
 
   // Options filled from the weft_* gflags. Never parses the command line.
   static RuntimeOptions FromFlags();

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -35,6 +36,7 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.disallow_cpu_migration = FLAGS_weft_fiber_worker_disallow_cpu_migration;
   options.topology = FLAGS_weft_topology;
   options.stats_log_interval_ms = FLAGS_weft_stats_log_interval_ms;
+  options.chaos_migration = FLAGS_weft_chaos_migration;
   return options;
 }
 
@@ -64,6 +66,21 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
              std::size_t{1} << 30, " bytes");
 }
 
+// WEFT_CHAOS_MIGRATION: unset, empty, 0 or false leave chaos mode to the
+// options; 1 or true turn it on.
+bool ChaosMigrationFromEnvironment() {
+  const char* value = std::getenv("WEFT_CHAOS_MIGRATION");
+  if (value == nullptr) return false;
+  const std::string text = value;
+  if (text.empty() || text == "0" || text == "false") return false;
+  if (text == "1" || text == "true") return true;
+  throw std::invalid_argument(
+      "weft: the environment variable WEFT_CHAOS_MIGRATION is \"" + text +
+      "\"; set it to 1 or true to turn chaos migration on for every runtime, or to 0, "
+      "false or nothing to leave it to RuntimeOptions::chaos_migration "
+      "(--weft_chaos_migration)");
+}
+
 }  // namespace
 
 RuntimePlan PlanRuntime(const RuntimeOptions& options) {
@@ -72,6 +89,7 @@ RuntimePlan PlanRuntime(const RuntimeOptions& options) {
   RuntimePlan plan;
   plan.layout = DiscoverCpus(options);
   plan.groups = PlanGroups(options, plan.layout);
+  plan.chaos_migration = options.chaos_migration || ChaosMigrationFromEnvironment();
   return plan;
 }
 

@@ -54,7 +54,7 @@ void DropFiberReference(FiberEntity* fiber) {
 void ReadyFiber(FiberEntity* fiber) {
   fiber->state = FiberState::kReady;
   FiberWorker* worker = CurrentWorker();
-  if (InFiber(worker) && worker->group() == fiber->group) {
+  if (InFiber(worker) && worker->group() == fiber->group && !worker->chaos()) {
     worker->ReadyLocal(fiber);
   } else {
     fiber->group->Push(fiber);

@@ -31,6 +31,7 @@
 namespace weft::detail {
 
 class SchedulingGroup;
+class FiberWorker;
 class LocalTable;
 
 // What a fiber is doing, for debuggers (tools/gdb/weft.py); nothing in the
@@ -50,6 +51,11 @@ struct FiberEntity {
   SchedulingGroup* group = nullptr;
   std::uint64_t id = 0;
   FiberState state = FiberState::kReady;
+  // The worker that ran it last (set as it is switched to), and, in chaos mode,
+  // since when (steady-clock ns) that worker has been passing it back to the
+  // queue for another worker to take; 0 when it is not being passed back.
+  FiberWorker* last_worker = nullptr;
+  std::int64_t chaos_passed_back_since = 0;
   Stack stack;
   void (*run)(void*) = nullptr;  // invokes and destroys the callable
   void* callable = nullptr;

@@ -21,6 +21,9 @@ class FiberWorker;
 struct RuntimePlan {
   CpuLayout layout;
   std::vector<GroupPlan> groups;
+  // RuntimeOptions::chaos_migration, or WEFT_CHAOS_MIGRATION from the
+  // environment.
+  bool chaos_migration = false;
 };
 RuntimePlan PlanRuntime(const RuntimeOptions& options);
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <utility>
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/fiber_entity.h"
@@ -27,6 +28,14 @@ constexpr int kSpinCheckInterval = 64;
 constexpr std::uint32_t kMaxRunNextStreak = 16;
 
 thread_local FiberWorker* current_worker = nullptr;
+
+std::atomic<std::uint64_t> chaos_fallbacks{0};
+
+std::int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct SwitchRecord {
   FiberWorker* worker;  // the worker the receiver now runs on
@@ -85,6 +94,7 @@ FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<
 void FiberWorker::Start() {
   seen_run_next_.assign(group_->worker_count(), ~std::uint64_t{0});
   may_steal_ = group_->may_steal();
+  chaos_ = group_->chaos_migration() && group_->worker_count() > 1;
   // Workers of a group start their steal rounds at different victims.
   steal_cursor_ = index_;
   thread_ = std::thread([this] { Run(); });
@@ -115,11 +125,18 @@ void FiberWorker::Run() {
   while (FiberEntity* fiber = WaitForWork()) {
     current_ = fiber;
     fiber->state = FiberState::kRunning;
+    fiber->last_worker = this;
     stats_.switches.Add();
     SwitchRecord record{this, nullptr, AfterSwitch::kNothing, nullptr};
     CompleteSwitch(SwitchContext(&scheduler_context_, &fiber->context, &record));
   }
   current_worker = nullptr;
+}
+
+__attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
+  FiberEntity* fiber = group_->Pop();
+  if (WEFT_UNLIKELY(chaos_) && fiber != nullptr) fiber = ChaosTake(fiber);
+  return fiber;
 }
 
 __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
@@ -136,8 +153,26 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
     }
   }
   run_next_streak_ = 0;
-  return group_->Pop();
+  return PopQueue();
 }
+
+FiberEntity* FiberWorker::ChaosTake(FiberEntity* fiber) {
+  if (fiber->last_worker == this) {
+    const std::int64_t now = SteadyNowNs();
+    if (fiber->chaos_passed_back_since == 0) fiber->chaos_passed_back_since = now;
+    if (now - fiber->chaos_passed_back_since <
+        std::chrono::nanoseconds(kChaosPatience).count()) {
+      group_->PushAvoiding(fiber, index_);
+      chaos_passed_back_ = true;
+      return nullptr;
+    }
+    chaos_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  }
+  fiber->chaos_passed_back_since = 0;
+  return fiber;
+}
+
+std::uint64_t ChaosFallbacks() { return chaos_fallbacks.load(std::memory_order_relaxed); }
 
 // Always inlined into its callers, for the reason given at SwitchContext.
 __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
@@ -155,6 +190,7 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
   if (next != nullptr) {
     target = &next->context;
     next->state = FiberState::kRunning;
+    next->last_worker = this;
     stats_.switches.Add();
   }
   FiberWorker* resumed_on = CompleteSwitch(
@@ -168,7 +204,10 @@ void FiberWorker::SwitchAway(AfterSwitch action, Spinlock* lock) {
 
 void FiberWorker::YieldCurrent() {
   FiberEntity* next = PickNext();
-  if (next == nullptr) return;
+  // In chaos mode the caller goes through the queue even when nothing else is
+  // ready (switching to the scheduler context, which requeues it), so that
+  // another worker resumes it.
+  if (next == nullptr && !chaos_) return;
   SwitchFromFiber(next, AfterSwitch::kRequeue, nullptr);
 }
 
@@ -247,7 +286,7 @@ FiberEntity* FiberWorker::StealIfDue(const std::vector<SchedulingGroup*>& victim
 
 FiberEntity* FiberWorker::WaitForWork() {
   for (;;) {
-    if (FiberEntity* fiber = group_->Pop()) return fiber;
+    if (FiberEntity* fiber = PopQueue()) return fiber;
     if (FiberEntity* fiber = TrySteal()) return fiber;
     if (group_->TryStartSpinning()) {
       stats_.spins.Add();
@@ -262,7 +301,7 @@ FiberEntity* FiberWorker::Spin() {
   const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
   FiberEntity* found = nullptr;
   for (int i = 1;; ++i) {
-    if ((found = group_->Pop()) != nullptr) break;
+    if ((found = PopQueue()) != nullptr) break;
     if ((found = TrySteal()) != nullptr) break;
     if (i % kSpinCheckInterval == 0) {
       if ((found = StealAnyRunNext(/*patient=*/true)) != nullptr) break;
@@ -282,13 +321,13 @@ FiberEntity* FiberWorker::Spin() {
   }
   // Re-check after leaving the spinner count: a producer that saw us spinning
   // did not wake anyone.
-  return group_->Pop();
+  return PopQueue();
 }
 
 FiberEntity* FiberWorker::Sleep() {
   const std::uint32_t generation = wake_generation_.load(std::memory_order_acquire);
   group_->AnnounceSleep(index_);
-  FiberEntity* fiber = group_->Pop();
+  FiberEntity* fiber = PopQueue();
   if (fiber == nullptr) fiber = StealAnyRunNext(/*patient=*/false);
   if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
   if (fiber != nullptr || group_->stopping()) {
@@ -300,10 +339,17 @@ FiberEntity* FiberWorker::Sleep() {
     return fiber;
   }
   stats_.sleeps.Add();
-  while (wake_generation_.load(std::memory_order_acquire) == generation) {
-    FutexWait(&wake_generation_, generation);
+  if (WEFT_UNLIKELY(std::exchange(chaos_passed_back_, false))) {
+    // Back after kChaosPatience at the latest, to take a fiber we passed back
+    // if no other worker has.
+    FutexWaitFor(&wake_generation_, generation,
+                 std::chrono::nanoseconds(kChaosPatience).count());
+  } else {
+    while (wake_generation_.load(std::memory_order_acquire) == generation) {
+      FutexWait(&wake_generation_, generation);
+    }
   }
-  stats_.wakeups.Add();
+  if (wake_generation_.load(std::memory_order_acquire) != generation) stats_.wakeups.Add();
   // Normally the waker cleared our bit; after a late wake-up from an earlier
   // round it is still set, and an awake worker must not look asleep.
   group_->WithdrawSleep(index_);

@@ -12,10 +12,20 @@
 //
 // An idle worker also steals from other groups' queues (never from their
 // run-next slots); see scheduling_group.h for when.
+//
+// Chaos mode (RuntimeOptions::chaos_migration, groups of two or more workers):
+// the run-next slot is not used, a yield always goes through the queue, and a
+// worker that pops a fiber it ran last queues it again and wakes another
+// worker, so that each time a fiber is made ready it resumes on a different
+// thread. Only when no other worker has taken it for kChaosPatience (all of
+// them busy with fibers that do not block, say) does the fiber run where it ran
+// before, so that chaos mode cannot hang a program that runs without it; these
+// fallbacks are counted (ChaosFallbacks()).
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <thread>
@@ -88,6 +98,8 @@ class FiberWorker {
   // previous scan (or at once with `patient` false).
   FiberEntity* StealRunNext(FiberWorker* other, bool patient);
 
+  bool chaos() const { return chaos_; }
+
   // Whether other fibers are ready to run here (run-next slot or the group's
   // queue): a fiber about to wait had better let them run than spin. A hint.
   bool HasReadyWork() const;
@@ -103,6 +115,9 @@ class FiberWorker {
  private:
   void Run();
   FiberEntity* PickNext();
+  // The group's Pop(), in chaos mode passing back a fiber that ran here last.
+  FiberEntity* PopQueue();
+  FiberEntity* ChaosTake(FiberEntity* fiber);
   FiberEntity* WaitForWork();
   FiberEntity* Spin();
   FiberEntity* Sleep();
@@ -134,6 +149,10 @@ class FiberWorker {
   FiberEntity* current_ = nullptr;
   std::uint32_t run_next_streak_ = 0;
   bool may_steal_ = false;  // copied from the group at Start()
+  bool chaos_ = false;      // chaos mode, in a group of two or more workers
+  // A fiber was passed back since this worker last slept: sleep with a timeout,
+  // so that it can still take the fiber if no one else does.
+  bool chaos_passed_back_ = false;
   // Looks for work that found the own queue empty, and where the next steal
   // starts among the victims.
   std::uint64_t steal_clock_ = 0;
@@ -156,6 +175,11 @@ class FiberWorker {
 
   friend void FiberMain(SwitchArrival arrival);
 };
+
+// Chaos mode: how long a fiber waits for another worker before it may run on
+// the one it ran on last; and how often that has happened in this process.
+inline constexpr std::chrono::milliseconds kChaosPatience{2};
+std::uint64_t ChaosFallbacks();
 
 // The worker the calling thread is, or nullptr on a plain thread. Never inlined,
 // so that a fiber that migrates between threads re-reads it after every switch

@@ -141,10 +141,11 @@ FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
   return popped;
 }
 
-bool SchedulingGroup::WakeOneSleeper() {
+bool SchedulingGroup::WakeOneSleeper(std::uint64_t exclude) {
   std::uint64_t mask = sleeping_mask_.load(std::memory_order_relaxed);
-  while (mask != 0) {
-    std::uint64_t bit = mask & (~mask + 1);
+  while ((mask & ~exclude) != 0) {
+    const std::uint64_t candidates = mask & ~exclude;
+    const std::uint64_t bit = candidates & (~candidates + 1);
     if (sleeping_mask_.compare_exchange_weak(mask, mask & ~bit, std::memory_order_acq_rel,
                                              std::memory_order_relaxed)) {
       workers_[__builtin_ctzll(bit)]->Wake();

@@ -83,6 +83,9 @@ class SchedulingGroup {
   void SetStealPeers(StealPeers peers);
   const StealPeers& steal_peers() const { return peers_; }
   bool may_steal() const { return may_steal_; }
+  // RuntimeOptions::chaos_migration; set once, before Start().
+  void set_chaos_migration(bool on) { chaos_migration_ = on; }
+  bool chaos_migration() const { return chaos_migration_; }
 
   // Starts the workers and the group's TimerWorker.
   void Start();
@@ -129,6 +132,13 @@ class SchedulingGroup {
       WakeOneSleeper();
     }
   }
+  // Chaos mode: queues `fiber` again for a worker other than worker `avoid`,
+  // which popped it but ran it last, and wakes a sleeping one if there is one.
+  void PushAvoiding(FiberEntity* fiber, std::size_t avoid) {
+    if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    WakeOneSleeper(std::uint64_t{1} << avoid);
+  }
   // Pushes many fibers, then wakes as many sleepers as needed.
   void PushBatch(FiberEntity* const* fibers, std::size_t count);
   // Oldest ready fiber of the shared queue (overflow included), or nullptr.
@@ -146,8 +156,9 @@ class SchedulingGroup {
   // stay in this group. nullptr when nothing may leave.
   FiberEntity* PopForThief();
 
-  // Wake policy, see the file comment.
-  bool WakeOneSleeper();
+  // Wake policy, see the file comment. Workers whose bits are set in `exclude`
+  // are left asleep.
+  bool WakeOneSleeper(std::uint64_t exclude = 0);
   // For work this group's busy workers cannot take soon: wakes sleeping workers
   // of up to `wanted` peer groups that have no spinner, so that they steal from
   // this one. Stops early at a peer that spins (it looks by itself). Returns the
@@ -194,6 +205,7 @@ class SchedulingGroup {
   TimerWorker timer_worker_;
   StealPeers peers_;
   bool may_steal_ = false;
+  bool chaos_migration_ = false;
 
   alignas(64) std::atomic<int> spinners_{0};
   std::atomic<std::uint64_t> sleeping_mask_{0};
