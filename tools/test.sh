@@ -2,8 +2,10 @@
 # Installs what is missing, builds build/<kind>, and runs weft's whole test
 # suite with CTest.
 #
-# Usage: tools/test.sh [release|address|thread] [extra ctest arguments...]
+# Usage: tools/test.sh [release|address|thread|chaos] [extra ctest arguments...]
 #   e.g. tools/test.sh thread -R FiberMutex
+# `chaos` runs the release build's suite with WEFT_CHAOS_MIGRATION=1: every
+# fiber made ready resumes on another worker (RuntimeOptions::chaos_migration).
 # Sanitizer options set below are defaults: values already in ASAN_OPTIONS,
 # UBSAN_OPTIONS or TSAN_OPTIONS are appended and so take precedence.
 set -euo pipefail
@@ -11,9 +13,9 @@ set -euo pipefail
 kind="${1:-release}"
 (($# > 0)) && shift
 case "${kind}" in
-  release | address | thread) ;;
+  release | address | thread | chaos) ;;
   *)
-    echo "usage: $0 [release|address|thread] [ctest arguments...]" >&2
+    echo "usage: $0 [release|address|thread|chaos] [ctest arguments...]" >&2
     exit 2
     ;;
 esac
@@ -21,7 +23,9 @@ esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 bash "${root}/tools/setup.sh"
-if [[ "${kind}" == release ]]; then
+build="${kind}"
+if [[ "${kind}" == release || "${kind}" == chaos ]]; then
+  build=release
   bash "${root}/tools/build.sh" release
 else
   # The benchmarks register no tests; building them under a sanitizer only
@@ -41,7 +45,10 @@ case "${kind}" in
   thread)
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:${TSAN_OPTIONS}}"
     ;;
+  chaos)
+    export WEFT_CHAOS_MIGRATION=1
+    ;;
 esac
 
-ctest --test-dir "${root}/build/${kind}" --output-on-failure --no-tests=error \
+ctest --test-dir "${root}/build/${build}" --output-on-failure --no-tests=error \
   -j2 --timeout 600 "$@"
