@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "runtime/detail/sanitizers.h"
+#include "runtime/detail/stack_pool.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
+#include "runtime/sync/fiber_latch.h"
 #include "runtime/this_fiber.h"
 
 namespace weft {
@@ -81,6 +83,88 @@ std::string ExhaustStacksAndRecover() {
            std::to_string(started.load()) + " ran";
   }
   return "";
+}
+
+long MaxMapCount() {
+  std::ifstream file("/proc/sys/vm/max_map_count");
+  long count = 0;
+  file >> count;
+  return count;
+}
+
+// Runs in the child: with PROT_NONE guard pages (the fallback for kernels
+// without MADV_GUARD_INSTALL) every stack costs two memory mappings, so
+// vm.max_map_count caps the fibers alive at once. Returns a description of the
+// first broken expectation, or an empty string.
+std::string RunOutOfMappingsAndRecover(long max_map_count) {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+  std::free(std::malloc(16 * 1024 * 1024));
+  detail::UseProtNoneGuardPagesForTesting();
+  RuntimeOptions options;
+  options.concurrency_hint = 2;
+  StartRuntime(options);
+  if (detail::GetStackPoolStats().guard_without_mapping) {
+    return "MADV_GUARD_INSTALL is still in use";
+  }
+  // Never destroyed: a failure returns with fibers still waiting on it (the
+  // child process then exits with the message).
+  auto& release = *new FiberLatch(1);
+  static std::atomic<long> ran{0};
+  long accepted = 0;
+  while (StartFiberDetached([&release] {
+    ran.fetch_add(1);
+    release.Wait();
+  })) {
+    if (++accepted > max_map_count) return "fibers never ran out of memory mappings";
+  }
+  if (accepted < 1000) {
+    return "only " + std::to_string(accepted) + " fibers started before mappings ran out";
+  }
+  try {
+    Fiber fiber([] {});
+    fiber.Join();
+    return "Fiber's constructor did not throw with the mappings exhausted";
+  } catch (const std::system_error& e) {
+    if (std::strstr(e.what(), "vm.max_map_count") == nullptr ||
+        std::strstr(e.what(), "weft_fiber_stack_enable_guard_page") == nullptr) {
+      return std::string("the error does not say what to change: ") + e.what();
+    }
+  }
+  // Every accepted fiber runs to its end; their stacks stay pooled, so new
+  // fibers start again.
+  release.CountDown();
+  Fiber after([] {});
+  after.Join();
+  TerminateRuntime();
+  if (ran.load() != accepted) {
+    return "accepted " + std::to_string(accepted) + " fibers but " +
+           std::to_string(ran.load()) + " ran";
+  }
+  return "";
+}
+
+TEST(StackExhaustion, ProtNoneGuardsRunOutOfMappingsCleanly) {
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+  GTEST_SKIP() << "sanitizer runtimes need memory mappings of their own to report";
+#endif
+  const long max_map_count = MaxMapCount();
+  if (max_map_count <= 0 || max_map_count > 1'000'000) {
+    GTEST_SKIP() << "vm.max_map_count is " << max_map_count
+                 << "; the test needs a limit it can reach (the default is 65530)";
+  }
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(
+      {
+        std::string failure = RunOutOfMappingsAndRecover(max_map_count);
+        if (!failure.empty()) {
+          std::fprintf(stderr, "%s\n", failure.c_str());
+          std::_Exit(1);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST(StackExhaustion, FailsCleanlyAndTheRuntimeKeepsWorking) {

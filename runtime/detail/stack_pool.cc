@@ -358,6 +358,8 @@ void FreeStack(const Stack& stack) {
   GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, 1);
 }
 
+void UseProtNoneGuardPagesForTesting() { guard_mode.store(2, std::memory_order_relaxed); }
+
 void ReleasePooledStacks() {
   thread_cache.Flush();
   GlobalPool::Instance().ReleaseAll();

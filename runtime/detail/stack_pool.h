@@ -64,6 +64,10 @@ bool AllocateStack(std::size_t size, Stack* out, int* error);
 // Returns a stack to the calling thread's cache or the global pool.
 void FreeStack(const Stack& stack);
 
+// Makes stacks mapped from now on get PROT_NONE guard pages (one extra memory
+// mapping each) even where MADV_GUARD_INSTALL works: for tests of the fallback.
+void UseProtNoneGuardPagesForTesting();
+
 // Unmaps every stack in the global pool and in the calling thread's cache.
 void ReleasePooledStacks();
 
