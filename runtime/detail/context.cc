@@ -24,7 +24,9 @@ using context_internal::SwitchPacket;
 void EntryTrampoline(bctx::transfer_t t) {
   auto* packet = static_cast<SwitchPacket*>(t.data);
   MachineContext* self = packet->to;
+#ifdef WEFT_ASAN
   self->asan_fake_stack = nullptr;
+#endif
   context_internal::AfterSwitch(self);
   packet->from->fctx = t.fctx;
   self->entry(SwitchArrival{packet->from, packet->data});
@@ -37,9 +39,11 @@ void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top,
                  ContextEntry entry) {
   std::size_t size = static_cast<char*>(stack_top) - static_cast<char*>(stack_low);
   ctx->entry = entry;
+#ifdef WEFT_ASAN
   ctx->stack_low = stack_low;
   ctx->stack_size = size;
   ctx->asan_fake_stack = nullptr;
+#endif
   ctx->fctx = bctx::make_fcontext(stack_top, size, &EntryTrampoline);
 #ifdef WEFT_TSAN
   ctx->tsan_fiber = __tsan_create_fiber(0);
@@ -48,6 +52,7 @@ void MakeContext(MachineContext* ctx, void* stack_low, void* stack_top,
 
 void AdoptThreadContext(MachineContext* ctx) {
   *ctx = MachineContext{};
+#ifdef WEFT_ASAN
   pthread_attr_t attr;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     void* low = nullptr;
@@ -57,6 +62,7 @@ void AdoptThreadContext(MachineContext* ctx) {
     ctx->stack_low = low;
     ctx->stack_size = size;
   }
+#endif
 #ifdef WEFT_TSAN
   ctx->tsan_fiber = __tsan_get_current_fiber();
 #endif
