@@ -55,6 +55,7 @@ struct RuntimeState {
   std::string layout;  // DescribeLayout(); guarded by groups_mutex
   std::atomic<std::uint64_t> next_id_block{1};
   TimerId stats_timer = 0;  // the periodic DumpRuntimeStats, if any
+  std::atomic<bool> chaos_migration{false};  // of the running runtime
 };
 
 RuntimeState& State() {
@@ -207,6 +208,7 @@ void StartRuntime(const RuntimeOptions& options) {
     detail::CreateGroups(options, plan.layout, plan.groups, plan.chaos_migration, &state);
   }
   for (auto& group : state.groups) group->Start();
+  state.chaos_migration.store(plan.chaos_migration, std::memory_order_relaxed);
   state.closing.store(false, std::memory_order_seq_cst);
   state.running.store(true, std::memory_order_seq_cst);
   if (options.stats_log_interval_ms != 0) {
@@ -286,7 +288,12 @@ void DumpRuntimeStats(std::ostream& out) {
   }
   std::ostringstream text;  // one write, so that concurrent output does not interleave
   text << "weft stats: " << stats.scheduling_groups.size() << " scheduling groups, "
-       << workers << " workers, " << alive << " fibers alive\n";
+       << workers << " workers, " << alive << " fibers alive";
+  if (detail::State().chaos_migration.load(std::memory_order_relaxed)) {
+    text << ", chaos migration on (" << detail::ChaosFallbacks()
+         << " fallbacks to the previous worker)";
+  }
+  text << "\n";
   for (std::size_t g = 0; g < stats.scheduling_groups.size(); ++g) {
     const SchedulingGroupStats& group = stats.scheduling_groups[g];
     text << "group " << g << " (NUMA node " << group.numa_node << "): alive "

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -248,6 +249,20 @@ TEST(ChaosMigration, BadEnvironmentValueIsRejectedBeforeStarting) {
     EXPECT_NE(std::strstr(e.what(), "set it to 1 or true"), nullptr) << e.what();
   }
   EXPECT_EQ(GetSchedulingGroupCount(), 0u);
+}
+
+TEST(ChaosMigration, StatsSayWhetherItIsOn) {
+  ScopedEnvironment off("WEFT_CHAOS_MIGRATION", "0");  // whatever CI set
+  {
+    Runtime runtime(ChaosOptions(2));
+    std::ostringstream out;
+    DumpRuntimeStats(out);
+    EXPECT_NE(out.str().find(", chaos migration on ("), std::string::npos) << out.str();
+  }
+  Runtime runtime(OptionsWithWorkers(2));
+  std::ostringstream out;
+  DumpRuntimeStats(out);
+  EXPECT_EQ(out.str().find("chaos"), std::string::npos) << out.str();
 }
 
 TEST(ChaosMigration, OffByDefaultAndFromFlags) {
