@@ -29,6 +29,7 @@ using detail::ChaosFallbacks;
 using testing::OptionsWithWorkers;
 using testing::PollUntil;
 using testing::Scaled;
+using testing::SumOverGroups;
 using detail::CurrentWorker;
 using detail::FiberWorker;
 
@@ -110,9 +111,16 @@ TEST_P(ChaosMigrationTest, SleepAndWakeUpResumeOnAnotherWorker) {
   Resumptions slept, woken;
   Fiber sleeper([&] {
     for (int i = 0; i < 100; ++i) {
+      const std::uint64_t fired = SumOverGroups(&SchedulingGroupStats::timers_fired);
       FiberWorker* before = CurrentWorker();
-      this_fiber::SleepFor(std::chrono::microseconds(50));
-      slept.Record(before, CurrentWorker());
+      this_fiber::SleepFor(std::chrono::microseconds(100));
+      FiberWorker* after = CurrentWorker();
+      // A deadline that passed before the fiber could park (a slow or preempted
+      // run) returns at once, without a switch: count only the sleeps that
+      // parked, whose timer fired (the count goes up before the fiber is woken).
+      if (SumOverGroups(&SchedulingGroupStats::timers_fired) != fired) {
+        slept.Record(before, after);
+      }
     }
   });
   sleeper.Join();
