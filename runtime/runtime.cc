@@ -54,7 +54,7 @@ struct RuntimeState {
   std::vector<std::unique_ptr<NodeGroups>> node_groups;  // by NUMA node; may be null
   std::string layout;  // DescribeLayout(); guarded by groups_mutex
   std::atomic<std::uint64_t> next_id_block{1};
-  TimerId stats_timer = 0;  // the periodic DumpRuntimeStats, if any
+  TimerId stats_timer = 0;                   // the periodic DumpRuntimeStats, if any
   std::atomic<bool> chaos_migration{false};  // of the running runtime
 };
 

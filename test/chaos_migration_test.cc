@@ -26,12 +26,12 @@ namespace weft {
 namespace {
 
 using detail::ChaosFallbacks;
+using detail::CurrentWorker;
+using detail::FiberWorker;
 using testing::OptionsWithWorkers;
 using testing::PollUntil;
 using testing::Scaled;
 using testing::SumOverGroups;
-using detail::CurrentWorker;
-using detail::FiberWorker;
 
 RuntimeOptions ChaosOptions(std::size_t workers) {
   RuntimeOptions options = OptionsWithWorkers(workers);
@@ -88,20 +88,25 @@ void ExpectMigrated(const Resumptions& r, std::uint64_t fallbacks_before) {
 // one scheduling group.
 class ChaosMigrationTest : public ::testing::TestWithParam<std::size_t> {};
 
-TEST_P(ChaosMigrationTest, YieldResumesOnAnotherWorker) {
-  if (GetParam() < 2) GTEST_SKIP() << "a single worker has nowhere to send a fiber";
-  Runtime runtime(ChaosOptions(GetParam()));
-  const std::uint64_t fallbacks = ChaosFallbacks();
+// Where a fiber resumes after each of `yields` yields.
+Resumptions YieldInAFiber(int yields) {
   Resumptions r;
   Fiber fiber([&] {
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < yields; ++i) {
       FiberWorker* before = CurrentWorker();
       this_fiber::Yield();
       r.Record(before, CurrentWorker());
     }
   });
   fiber.Join();
-  ExpectMigrated(r, fallbacks);
+  return r;
+}
+
+TEST_P(ChaosMigrationTest, YieldResumesOnAnotherWorker) {
+  if (GetParam() < 2) GTEST_SKIP() << "a single worker has nowhere to send a fiber";
+  Runtime runtime(ChaosOptions(GetParam()));
+  const std::uint64_t fallbacks = ChaosFallbacks();
+  ExpectMigrated(YieldInAFiber(500), fallbacks);
 }
 
 TEST_P(ChaosMigrationTest, SleepAndWakeUpResumeOnAnotherWorker) {
@@ -234,16 +239,7 @@ TEST(ChaosMigration, EnvironmentVariableTurnsItOn) {
   ASSERT_FALSE(options.chaos_migration);
   Runtime runtime(options);
   const std::uint64_t fallbacks = ChaosFallbacks();
-  Resumptions r;
-  Fiber fiber([&] {
-    for (int i = 0; i < 200; ++i) {
-      FiberWorker* before = CurrentWorker();
-      this_fiber::Yield();
-      r.Record(before, CurrentWorker());
-    }
-  });
-  fiber.Join();
-  ExpectMigrated(r, fallbacks);
+  ExpectMigrated(YieldInAFiber(200), fallbacks);
 }
 
 TEST(ChaosMigration, BadEnvironmentValueIsRejectedBeforeStarting) {
@@ -253,7 +249,8 @@ TEST(ChaosMigration, BadEnvironmentValueIsRejectedBeforeStarting) {
     TerminateRuntime();
     FAIL() << "StartRuntime accepted WEFT_CHAOS_MIGRATION=yes";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::strstr(e.what(), "WEFT_CHAOS_MIGRATION is \"yes\""), nullptr) << e.what();
+    EXPECT_NE(std::strstr(e.what(), "WEFT_CHAOS_MIGRATION is \"yes\""), nullptr)
+        << e.what();
     EXPECT_NE(std::strstr(e.what(), "set it to 1 or true"), nullptr) << e.what();
   }
   EXPECT_EQ(GetSchedulingGroupCount(), 0u);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -30,6 +31,39 @@ std::size_t VirtualMemoryBytes() {
     if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
   }
   return 0;
+}
+
+// With no stack to be had, a Fiber's constructor must throw an error that says
+// what to change. Returns what went wrong, or an empty string.
+std::string CheckNextFiberFails() {
+  try {
+    Fiber fiber([] {});
+    fiber.Join();
+    return "Fiber's constructor did not throw with no stack to be had";
+  } catch (const std::system_error& e) {
+    if (std::strstr(e.what(), "vm.max_map_count") == nullptr ||
+        std::strstr(e.what(), "weft_fiber_stack_enable_guard_page") == nullptr) {
+      return std::string("the error does not say what to change: ") + e.what();
+    }
+  }
+  return "";
+}
+
+// Runs `body` in a death-test child (so that its limits and exhausted
+// resources do not reach the rest of the suite), which must exit with 0: an
+// empty string from `body`. Otherwise the child prints what `body` returned.
+void ExpectSucceedsInChild(const std::function<std::string()>& body) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(
+      {
+        std::string failure = body();
+        if (!failure.empty()) {
+          std::fprintf(stderr, "%s\n", failure.c_str());
+          std::_Exit(1);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 // Runs in the child: returns a description of the first broken expectation, or
@@ -60,16 +94,7 @@ std::string ExhaustStacksAndRecover() {
   }
   if (accepted == 0) return "not a single fiber could be started";
 
-  try {
-    Fiber fiber([] {});
-    fiber.Join();
-    return "Fiber's constructor did not throw with stacks exhausted";
-  } catch (const std::system_error& e) {
-    if (std::strstr(e.what(), "vm.max_map_count") == nullptr ||
-        std::strstr(e.what(), "weft_fiber_stack_enable_guard_page") == nullptr) {
-      return std::string("the error does not say what to change: ") + e.what();
-    }
-  }
+  if (std::string failure = CheckNextFiberFails(); !failure.empty()) return failure;
 
   // Everything accepted runs, and once stacks come back new fibers start again.
   release.store(true);
@@ -122,16 +147,7 @@ std::string RunOutOfMappingsAndRecover(long max_map_count) {
   if (accepted < 1000) {
     return "only " + std::to_string(accepted) + " fibers started before mappings ran out";
   }
-  try {
-    Fiber fiber([] {});
-    fiber.Join();
-    return "Fiber's constructor did not throw with the mappings exhausted";
-  } catch (const std::system_error& e) {
-    if (std::strstr(e.what(), "vm.max_map_count") == nullptr ||
-        std::strstr(e.what(), "weft_fiber_stack_enable_guard_page") == nullptr) {
-      return std::string("the error does not say what to change: ") + e.what();
-    }
-  }
+  if (std::string failure = CheckNextFiberFails(); !failure.empty()) return failure;
   // Every accepted fiber runs to its end; their stacks stay pooled, so new
   // fibers start again.
   release.CountDown();
@@ -154,34 +170,15 @@ TEST(StackExhaustion, ProtNoneGuardsRunOutOfMappingsCleanly) {
     GTEST_SKIP() << "vm.max_map_count is " << max_map_count
                  << "; the test needs a limit it can reach (the default is 65530)";
   }
-  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
-  EXPECT_EXIT(
-      {
-        std::string failure = RunOutOfMappingsAndRecover(max_map_count);
-        if (!failure.empty()) {
-          std::fprintf(stderr, "%s\n", failure.c_str());
-          std::_Exit(1);
-        }
-        std::_Exit(0);
-      },
-      ::testing::ExitedWithCode(0), "");
+  ExpectSucceedsInChild(
+      [max_map_count] { return RunOutOfMappingsAndRecover(max_map_count); });
 }
 
 TEST(StackExhaustion, FailsCleanlyAndTheRuntimeKeepsWorking) {
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
   GTEST_SKIP() << "sanitizers reserve address space that an RLIMIT_AS cap breaks";
 #endif
-  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
-  EXPECT_EXIT(
-      {
-        std::string failure = ExhaustStacksAndRecover();
-        if (!failure.empty()) {
-          std::fprintf(stderr, "%s\n", failure.c_str());
-          std::_Exit(1);
-        }
-        std::_Exit(0);
-      },
-      ::testing::ExitedWithCode(0), "");
+  ExpectSucceedsInChild(ExhaustStacksAndRecover);
 }
 
 }  // namespace

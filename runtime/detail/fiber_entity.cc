@@ -12,15 +12,15 @@
 extern "C" {
 struct WeftDebugLayout {
   std::uint32_t version;
-  std::uint32_t record_next;     // StackRecord::next
-  std::uint32_t record_fiber;    // StackRecord::fiber
-  std::uint32_t fiber_id;        // FiberEntity::id (uint64)
-  std::uint32_t fiber_state;     // FiberEntity::state (uint8, FiberState)
-  std::uint32_t fiber_group;     // FiberEntity::group (SchedulingGroup*)
-  std::uint32_t fiber_fctx;      // the saved Boost.Context fcontext_t of a suspended fiber
+  std::uint32_t record_next;   // StackRecord::next
+  std::uint32_t record_fiber;  // StackRecord::fiber
+  std::uint32_t fiber_id;      // FiberEntity::id (uint64)
+  std::uint32_t fiber_state;   // FiberEntity::state (uint8, FiberState)
+  std::uint32_t fiber_group;   // FiberEntity::group (SchedulingGroup*)
+  std::uint32_t fiber_fctx;    // the saved Boost.Context fcontext_t of a suspended fiber
   std::uint32_t fiber_stack_low;   // Stack::low (char*)
   std::uint32_t fiber_stack_size;  // Stack::size (size_t)
-  std::uint32_t group_index;     // SchedulingGroup's index (size_t)
+  std::uint32_t group_index;       // SchedulingGroup's index (size_t)
 };
 extern const WeftDebugLayout weft_debug_layout;
 __attribute__((used)) const WeftDebugLayout weft_debug_layout = {
@@ -30,7 +30,8 @@ __attribute__((used)) const WeftDebugLayout weft_debug_layout = {
     offsetof(weft::detail::FiberEntity, id),
     offsetof(weft::detail::FiberEntity, state),
     offsetof(weft::detail::FiberEntity, group),
-    offsetof(weft::detail::FiberEntity, context) + offsetof(weft::detail::MachineContext, fctx),
+    offsetof(weft::detail::FiberEntity, context) +
+        offsetof(weft::detail::MachineContext, fctx),
     offsetof(weft::detail::FiberEntity, stack) + offsetof(weft::detail::Stack, low),
     offsetof(weft::detail::FiberEntity, stack) + offsetof(weft::detail::Stack, size),
     static_cast<std::uint32_t>(weft::detail::SchedulingGroup::IndexOffset()),

@@ -193,8 +193,8 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
     next->last_worker = this;
     stats_.switches.Add();
   }
-  FiberWorker* resumed_on = CompleteSwitch(
-      SwitchContext(&self->context, target, &record, action == AfterSwitch::kReleaseExited));
+  FiberWorker* resumed_on = CompleteSwitch(SwitchContext(
+      &self->context, target, &record, action == AfterSwitch::kReleaseExited));
   *resumed_on->errno_location_ = saved_errno;
 }
 
@@ -349,7 +349,9 @@ FiberEntity* FiberWorker::Sleep() {
       FutexWait(&wake_generation_, generation);
     }
   }
-  if (wake_generation_.load(std::memory_order_acquire) != generation) stats_.wakeups.Add();
+  if (wake_generation_.load(std::memory_order_acquire) != generation) {
+    stats_.wakeups.Add();
+  }
   // Normally the waker cleared our bit; after a late wake-up from an earlier
   // round it is still set, and an awake worker must not look asleep.
   group_->WithdrawSleep(index_);

@@ -211,8 +211,8 @@ void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
   }
   out->fibers_stolen_away = stolen_away_.load(std::memory_order_relaxed);
   // Counters read one by one while they change: clamp a transient negative.
-  const std::uint64_t in = out->fibers_created + out->steals_within_numa_node +
-                           out->steals_across_numa_nodes;
+  const std::uint64_t in =
+      out->fibers_created + out->steals_within_numa_node + out->steals_across_numa_nodes;
   const std::uint64_t out_count = out->fibers_stolen_away + out->fibers_finished;
   out->fibers_alive = in > out_count ? in - out_count : 0;
   out->run_queue_depth =
