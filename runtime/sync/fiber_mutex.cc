@@ -74,6 +74,7 @@ bool FiberMutex::LockSlow(const Clock::time_point* deadline) {
     }
     if (!woken) return false;  // kContended stays set: harmless, unlock looks
     if (waiter.handed_over) return true;
+    woken_.store(false, std::memory_order_relaxed);
   }
   return true;
 }
@@ -92,7 +93,15 @@ void FiberMutex::UnlockSlow(std::uint32_t state) {
     return;
   }
   state_.store(kUnlocked, std::memory_order_release);
-  detail::Waiter* next = waiters_.PopFront();
+  // While an earlier woken waiter is on its way back, waking another would only
+  // add a contender. Nothing is lost: that waiter either takes the mutex (and,
+  // as it leaves kContended set, its unlock wakes the next) or parks again with
+  // kContended set, for the holder's unlock to see.
+  detail::Waiter* next = nullptr;
+  if (!woken_.load(std::memory_order_relaxed)) {
+    next = waiters_.PopFront();
+    if (next != nullptr) woken_.store(true, std::memory_order_relaxed);
+  }
   wait_lock_.unlock();
   if (next != nullptr) detail::WaitQueue::Wake(next);
 }

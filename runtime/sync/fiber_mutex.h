@@ -12,10 +12,11 @@
 //
 // Cost: an uncontended lock and unlock are one atomic operation each. A
 // contended lock spins briefly (the holder, being a fiber, usually keeps its CPU
-// and releases soon) if its worker has nothing else ready, then parks. unlock() wakes at most one waiter. Woken
-// waiters compete with newcomers for throughput, but a waiter that has waited
-// longer than 1 ms is handed the lock directly on the next unlock, so no waiter
-// starves.
+// and releases soon) if its worker has nothing else ready, then parks. unlock()
+// wakes at most one waiter, and none while a waiter woken earlier has not yet
+// tried the lock again. Woken waiters compete with newcomers for throughput, but
+// a waiter that has waited longer than 1 ms is handed the lock directly on the
+// next unlock, so no waiter starves.
 //
 // Memory order: unlock() happens-before the lock() that acquires the mutex next
 // (acquire/release semantics, as std::mutex).
@@ -78,6 +79,9 @@ class FiberMutex {
   void UnlockSlow(std::uint32_t state);
 
   std::atomic<std::uint32_t> state_{kUnlocked};
+  // A waiter woken by an unlock has not yet tried the mutex again: later unlocks
+  // wake no one else meanwhile. Set under wait_lock_, cleared by that waiter.
+  std::atomic<bool> woken_{false};
   detail::Spinlock wait_lock_;
   detail::WaitQueue waiters_ WEFT_GUARDED_BY(wait_lock_);
 };
