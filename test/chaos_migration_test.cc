@@ -129,7 +129,7 @@ TEST_P(ChaosMigrationTest, SleepAndWakeUpResumeOnAnotherWorker) {
     }
   });
   sleeper.Join();
-  // Woken by another fiber, which would normally put it in the run-next slot of
+  // Woken by another fiber, which would normally put it on the local run stack of
   // the waker's worker. The notifier sees `waiting` only once the waiter has
   // released the mutex inside wait(), i.e. is parked, and unlocks before it
   // notifies, so that the wake-up is the waiter's only way back.

@@ -424,17 +424,28 @@ TEST(RuntimeStats, FullRunQueueOverflowsWithoutLosingFibers) {
   const std::size_t fibers = Scaled(10000, 100);
   std::vector<std::atomic<int>> runs(fibers);
   std::atomic<std::size_t> finished{0};
-  // Started from the only worker's fiber, none of them can run before it ends, so
-  // the 4-slot queue must overflow.
+  // While a fiber keeps the only worker busy, none of the fibers this thread
+  // starts can run, so the 4-slot queue must overflow. (Fibers started by a
+  // fiber would go to its worker's local run stack instead.)
+  std::atomic<bool> busy{false};
+  std::atomic<bool> all_started{false};
   ASSERT_TRUE(StartFiberDetached([&] {
-    for (std::size_t i = 0; i != fibers; ++i) {
-      ASSERT_TRUE(StartFiberDetached([&runs, &finished, i] {
-        runs[i].fetch_add(1, std::memory_order_relaxed);
-        finished.fetch_add(1, std::memory_order_release);
-      })) << "fiber "
-          << i;
+    busy = true;
+    while (!all_started.load()) {
+      // Holds the worker without blocking or yielding.
     }
   }));
+  testing::WaitOrAbort(
+      PollUntil([&] { return busy.load(); }, "the fiber holding the worker"));
+  std::size_t started = 0;
+  while (started != fibers && StartFiberDetached([&runs, &finished, i = started] {
+           runs[i].fetch_add(1, std::memory_order_relaxed);
+           finished.fetch_add(1, std::memory_order_release);
+         })) {
+    ++started;
+  }
+  all_started = true;
+  ASSERT_EQ(started, fibers) << "StartFiberDetached failed";
   ASSERT_TRUE(PollUntil([&] { return finished.load() >= fibers; },
                         "every fiber pushed to a full run queue to run"))
       << finished.load() << " of " << fibers << " ran";

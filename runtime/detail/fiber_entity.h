@@ -13,7 +13,7 @@
 //   low addresses   +----------------------------+
 //
 // Life cycle: allocated (AllocateFiber) -> ready (in a run queue or a worker's
-// run-next slot) -> running -> parked (in a WaitQueue) -> ready -> ... -> exited.
+// local run stack) -> running -> parked (in a WaitQueue) -> ready -> ... -> exited.
 // The control block is released when the last reference is dropped: one belongs
 // to the running fiber and is dropped by the context that runs after its last
 // switch, one to a joinable Fiber handle and is dropped by Join() or Detach().
@@ -38,7 +38,7 @@ class LocalTable;
 // runtime reads it. Written by whoever owns the fiber at the moment: the fiber
 // as it switches away, the worker that switches to it, the waker that readies it.
 enum class FiberState : std::uint8_t {
-  kReady = 1,    // new, yielded or woken: in a run queue or a run-next slot
+  kReady = 1,    // new, yielded or woken: in a run queue or a local run stack
   kRunning = 2,  // on a worker
   kParked = 3,   // waiting in a wait queue (a primitive, a Join, a sleep)
   kExited = 4,   // its callable returned; its last switch is under way
@@ -77,7 +77,7 @@ struct FiberEntity {
 // Drops one reference; the last one returns the stack to the pool.
 void DropFiberReference(FiberEntity* fiber);
 
-// Makes a suspended or new fiber runnable: on the calling worker's run-next slot
+// Makes a suspended or new fiber runnable: on the calling worker's local run stack
 // when called from a fiber of the same group, otherwise in its group's run queue.
 void ReadyFiber(FiberEntity* fiber);
 

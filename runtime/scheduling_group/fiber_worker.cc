@@ -22,10 +22,10 @@ namespace {
 // that arrives in bursts without a futex round trip, short enough that an idle
 // runtime burns next to no CPU.
 constexpr std::chrono::microseconds kSpinBudget{30};
-// Spin iterations between clock reads and run-next scans.
+// Spin iterations between clock reads and scans of the local run stacks.
 constexpr int kSpinCheckInterval = 64;
-// Consecutive run-next picks before the shared queue is served first.
-constexpr std::uint32_t kMaxRunNextStreak = 16;
+// Consecutive local picks before the shared queue is served first.
+constexpr std::uint32_t kMaxLocalStreak = 16;
 
 thread_local FiberWorker* current_worker = nullptr;
 
@@ -92,7 +92,7 @@ FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<
     : group_(group), index_(index), cpus_(std::move(cpus)) {}
 
 void FiberWorker::Start() {
-  seen_run_next_.assign(group_->worker_count(), ~std::uint64_t{0});
+  seen_local_.assign(group_->worker_count(), ~std::uint64_t{0});
   may_steal_ = group_->may_steal();
   chaos_ = group_->chaos_migration() && group_->worker_count() > 1;
   // Workers of a group start their steal rounds at different victims.
@@ -140,19 +140,21 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
 }
 
 __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
-  if (run_next_.load(std::memory_order_relaxed) != nullptr) {
-    if (++run_next_streak_ <= kMaxRunNextStreak || group_->LooksEmpty()) {
-      if (FiberEntity* fiber = run_next_.exchange(nullptr, std::memory_order_acquire)) {
-        return fiber;
+  if (local_.size() != 0) {
+    if (++local_streak_ <= kMaxLocalStreak) {
+      if (FiberEntity* fiber = local_.PopNewest()) return fiber;
+    } else {
+      // Fairness: the oldest local fiber goes behind the queue's fibers (unless
+      // it is the only fiber ready), and the queue is served first.
+      local_streak_ = 0;
+      if (FiberEntity* oldest = local_.PopOldest(group_->LooksEmpty() ? 2 : 1)) {
+        group_->Push(oldest);
       }
-    } else if (FiberEntity* fiber =
-                   run_next_.exchange(nullptr, std::memory_order_acquire)) {
-      // Fairness: the run-next fiber goes behind the queue's fibers.
-      run_next_streak_ = 0;
-      group_->Push(fiber);
+      if (FiberEntity* fiber = PopQueue()) return fiber;
+      if (FiberEntity* fiber = local_.PopNewest()) return fiber;
     }
   }
-  run_next_streak_ = 0;
+  local_streak_ = 0;
   return PopQueue();
 }
 
@@ -216,43 +218,35 @@ void FiberWorker::DispatchTo(FiberEntity* fiber) {
 }
 
 void FiberWorker::ReadyLocal(FiberEntity* fiber) {
-  run_next_generation_.store(run_next_generation_.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
-  FiberEntity* displaced = run_next_.exchange(fiber, std::memory_order_acq_rel);
-  if (displaced != nullptr) {
-    group_->Push(displaced);
-  } else {
-    // An idle worker may take the slot's fiber if the current one keeps running.
-    // Best effort, like a requeue: this worker takes it itself as soon as the
-    // current fiber blocks, so a missed wake-up delays it but cannot strand it.
-    group_->WakeIfIdleWorkerSleeps();
-  }
+  local_.Push(fiber);
+  // An idle worker may take a local fiber if the current one keeps running.
+  // Best effort, like a requeue: this worker takes it itself as soon as the
+  // current fiber blocks, so a missed wake-up delays it but cannot strand it.
+  group_->WakeIfIdleWorkerSleeps();
 }
 
-FiberEntity* FiberWorker::StealRunNext(FiberWorker* other, bool patient) {
-  FiberEntity* fiber = other->run_next_.load(std::memory_order_relaxed);
-  std::uint64_t& seen = seen_run_next_[other->index_];
-  if (fiber == nullptr) {
+FiberEntity* FiberWorker::StealLocal(FiberWorker* other, bool patient) {
+  const std::size_t size = other->local_.size();
+  std::uint64_t& seen = seen_local_[other->index_];
+  if (size == 0) {
     seen = ~std::uint64_t{0};
     return nullptr;
   }
-  std::uint64_t generation = other->run_next_generation_.load(std::memory_order_relaxed);
-  if (patient && seen != generation) {
-    seen = generation;  // give its owner until our next scan to run it
-    return nullptr;
+  if (patient && size == 1) {
+    const std::uint64_t generation = other->local_.generation();
+    if (seen != generation) {
+      seen = generation;  // give its owner until our next scan to run it
+      return nullptr;
+    }
   }
-  if (other->run_next_.compare_exchange_strong(fiber, nullptr, std::memory_order_acquire,
-                                               std::memory_order_relaxed)) {
-    return fiber;
-  }
-  return nullptr;
+  return other->local_.PopOldest();
 }
 
-FiberEntity* FiberWorker::StealAnyRunNext(bool patient) {
+FiberEntity* FiberWorker::StealAnyLocal(bool patient) {
   const std::size_t n = group_->worker_count();
   for (std::size_t i = 1; i < n; ++i) {
     FiberWorker* other = group_->worker((index_ + i) % n);
-    if (FiberEntity* fiber = StealRunNext(other, patient)) return fiber;
+    if (FiberEntity* fiber = StealLocal(other, patient)) return fiber;
   }
   return nullptr;
 }
@@ -304,7 +298,7 @@ FiberEntity* FiberWorker::Spin() {
     if ((found = PopQueue()) != nullptr) break;
     if ((found = TrySteal()) != nullptr) break;
     if (i % kSpinCheckInterval == 0) {
-      if ((found = StealAnyRunNext(/*patient=*/true)) != nullptr) break;
+      if ((found = StealAnyLocal(/*patient=*/true)) != nullptr) break;
       if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
     }
     CpuRelax();
@@ -328,7 +322,7 @@ FiberEntity* FiberWorker::Sleep() {
   const std::uint32_t generation = wake_generation_.load(std::memory_order_acquire);
   group_->AnnounceSleep(index_);
   FiberEntity* fiber = PopQueue();
-  if (fiber == nullptr) fiber = StealAnyRunNext(/*patient=*/false);
+  if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
   if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
   if (fiber != nullptr || group_->stopping()) {
     if (!group_->WithdrawSleep(index_) && fiber != nullptr) {
@@ -359,7 +353,7 @@ FiberEntity* FiberWorker::Sleep() {
 }
 
 bool FiberWorker::HasReadyWork() const {
-  return run_next_.load(std::memory_order_relaxed) != nullptr || !group_->LooksEmpty();
+  return local_.size() != 0 || !group_->LooksEmpty();
 }
 
 void FiberWorker::Wake() {

@@ -2,19 +2,21 @@
 // switching directly from one fiber to the next; only when nothing is ready does
 // it return to its own stack (the "scheduler context") to spin or sleep.
 //
-// Each worker has a run-next slot: a fiber readied by a fiber running on this
-// worker (a spawned child, a woken waiter) goes there and runs as soon as the
-// current fiber blocks, on a warm cache and without a queue round trip. Idle
-// workers of the group take a fiber that has sat in another worker's slot for a
-// while (two scans apart), so a busy worker cannot hold it back. After kMaxRunNextStreak
-// consecutive run-next picks the shared queue is served first, so fibers that
-// hand work back and forth cannot starve the queue.
+// Each worker has a local run stack (local_run_stack.h): a fiber readied by a
+// fiber running on this worker (a spawned child, a woken waiter) goes on top
+// and runs as soon as the current fiber blocks, newest first, on a warm cache
+// and without a queue round trip. Idle workers of the group take the oldest:
+// at once when there are two or more, otherwise when the one has sat there for
+// a while (two scans apart), so a busy worker cannot hold it back. After
+// kMaxLocalStreak consecutive local picks the oldest local fiber goes to the
+// shared queue and the queue is served first, so fibers that hand work back
+// and forth starve neither the queue nor the bottom of the stack.
 //
 // An idle worker also steals from other groups' queues (never from their
-// run-next slots); see scheduling_group.h for when.
+// local run stacks); see scheduling_group.h for when.
 //
 // Chaos mode (RuntimeOptions::chaos_migration, groups of two or more workers):
-// the run-next slot is not used, a yield always goes through the queue, and a
+// the local run stack is not used, a yield always goes through the queue, and a
 // worker that pops a fiber it ran last queues it again and wakes another
 // worker, so that each time a fiber is made ready it resumes on a different
 // thread. Only when no other worker has taken it for kChaosPatience (all of
@@ -34,6 +36,7 @@
 #include "runtime/detail/context.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/runtime.h"
+#include "runtime/scheduling_group/local_run_stack.h"
 
 namespace weft::detail {
 
@@ -90,17 +93,18 @@ class FiberWorker {
   // requeues the caller.
   void DispatchTo(FiberEntity* fiber);
 
-  // Puts `fiber` into this worker's run-next slot. Only the running fiber of
-  // this worker calls it.
+  // Puts `fiber` on top of this worker's local run stack. Only the running
+  // fiber of this worker calls it.
   void ReadyLocal(FiberEntity* fiber);
 
-  // Takes `other`'s run-next fiber if it has been there since this worker's
-  // previous scan (or at once with `patient` false).
-  FiberEntity* StealRunNext(FiberWorker* other, bool patient);
+  // Takes the oldest fiber of `other`'s local run stack: at once if it holds
+  // two or more (or with `patient` false), otherwise only if the one it holds
+  // has been there since this worker's previous scan.
+  FiberEntity* StealLocal(FiberWorker* other, bool patient);
 
   bool chaos() const { return chaos_; }
 
-  // Whether other fibers are ready to run here (run-next slot or the group's
+  // Whether other fibers are ready to run here (local run stack or the group's
   // queue): a fiber about to wait had better let them run than spin. A hint.
   bool HasReadyWork() const;
 
@@ -121,7 +125,7 @@ class FiberWorker {
   FiberEntity* WaitForWork();
   FiberEntity* Spin();
   FiberEntity* Sleep();
-  FiberEntity* StealAnyRunNext(bool patient);
+  FiberEntity* StealAnyLocal(bool patient);
   // One look for work in other groups, counted for the steal ratios: stealing
   // happens on every n-th call, or now with `before_sleep`. nullptr when not
   // due or nothing was found.
@@ -147,7 +151,7 @@ class FiberWorker {
   // switch and restored, on the thread it resumes on, after it.
   int* errno_location_ = nullptr;
   FiberEntity* current_ = nullptr;
-  std::uint32_t run_next_streak_ = 0;
+  std::uint32_t local_streak_ = 0;
   bool may_steal_ = false;  // copied from the group at Start()
   bool chaos_ = false;      // chaos mode, in a group of two or more workers
   // A fiber was passed back since this worker last slept: sleep with a timeout,
@@ -157,12 +161,13 @@ class FiberWorker {
   // starts among the victims.
   std::uint64_t steal_clock_ = 0;
   std::size_t steal_cursor_ = 0;
-  // Run-next slot of the last scan of each worker, for StealRunNext's patience.
-  std::vector<std::uint64_t> seen_run_next_;
+  // Local stack generation of the last scan of each worker, for
+  // StealLocal's patience.
+  std::vector<std::uint64_t> seen_local_;
 
-  // Written by this worker, read and CAS'ed by idle workers of the group.
-  alignas(64) std::atomic<FiberEntity*> run_next_{nullptr};
-  std::atomic<std::uint64_t> run_next_generation_{0};
+  // Pushed and popped by this worker, popped at the bottom by idle workers of
+  // the group.
+  alignas(64) LocalRunStack<FiberEntity> local_;
 
   // Futex word: bumped by Wake().
   alignas(64) std::atomic<std::uint32_t> wake_generation_{0};
