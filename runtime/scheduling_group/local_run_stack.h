@@ -7,7 +7,9 @@
 //
 // A spinlock guards it: the owner's push and pop take it uncontended (about the
 // cost of the atomic exchange a single slot would need), and only idle workers
-// ever contend for it. size() and generation() may be read without it.
+// ever contend for it. size() and generation() may be read without it. It grows
+// as needed (a fiber may start any number of children before it blocks) and
+// keeps its capacity until the runtime stops.
 //
 // Thread-safe.
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_LOCAL_RUN_STACK_H_
