@@ -21,6 +21,7 @@
 #define WEFT_RUNTIME_DETAIL_FIBER_ENTITY_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 #include "runtime/detail/context.h"
@@ -55,9 +56,9 @@ struct FiberEntity {
   FiberState state = FiberState::kReady;
   // Link in a scheduling group's overflow list while the run queue is full.
   FiberEntity* next = nullptr;
-  // Chaos mode: since when (steady-clock ns) last_worker has been passing the
-  // fiber back to the queue for another worker to take; 0 when it is not.
-  std::int64_t chaos_passed_back_since = 0;
+  // Chaos mode: since when last_worker has been passing the fiber back to the
+  // queue for another worker to take; the clock's epoch when it is not.
+  std::chrono::steady_clock::time_point chaos_passed_back_since{};
   Stack stack;
   void (*run)(void*) = nullptr;  // invokes and destroys the callable
   void* callable = nullptr;

@@ -31,12 +31,6 @@ thread_local FiberWorker* current_worker = nullptr;
 
 std::atomic<std::uint64_t> chaos_fallbacks{0};
 
-std::int64_t SteadyNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 struct SwitchRecord {
   FiberWorker* worker;  // the worker the receiver now runs on
   FiberEntity* from;    // null when the scheduler context switched
@@ -160,17 +154,18 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
 
 FiberEntity* FiberWorker::ChaosTake(FiberEntity* fiber) {
   if (fiber->last_worker == this) {
-    const std::int64_t now = SteadyNowNs();
-    if (fiber->chaos_passed_back_since == 0) fiber->chaos_passed_back_since = now;
-    if (now - fiber->chaos_passed_back_since <
-        std::chrono::nanoseconds(kChaosPatience).count()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (fiber->chaos_passed_back_since == std::chrono::steady_clock::time_point{}) {
+      fiber->chaos_passed_back_since = now;
+    }
+    if (now - fiber->chaos_passed_back_since < kChaosPatience) {
       group_->PushAvoiding(fiber, index_);
       chaos_passed_back_ = true;
       return nullptr;
     }
     chaos_fallbacks.fetch_add(1, std::memory_order_relaxed);
   }
-  fiber->chaos_passed_back_since = 0;
+  fiber->chaos_passed_back_since = {};
   return fiber;
 }
 
