@@ -188,12 +188,16 @@ class Promise {
   // Once the future is out, the promise has no more use for the state: letting
   // go of it now frees the value as soon as the consumer does (a WhenAny's late
   // inputs, a dropped future), not when the promise object goes.
+  //
+  // Publishing may let a waiter return, and the waiter may destroy this promise
+  // at once (as with std::promise): nothing of `*this` is touched after it.
   void Satisfy() noexcept {
     satisfied_ = true;
     detail::SharedState<T>* state = state_;
-    if (future_retrieved_) state_ = nullptr;
+    const bool release = future_retrieved_;
+    if (release) state_ = nullptr;
     detail::FireChain(state->Publish());
-    if (future_retrieved_) state->DropReference();
+    if (release) state->DropReference();
   }
   void Abandon() noexcept {
     if (state_ == nullptr) return;
