@@ -134,6 +134,8 @@ void JoinFiber(FiberEntity* fiber) {
 
 void DetachFiber(FiberEntity* fiber) { DropFiberReference(fiber); }
 
+std::uint64_t FiberIdOf(const FiberEntity* fiber) { return fiber->id; }
+
 void ThrowFiberCreationError(int error) {
   if (error == EPERM) {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),

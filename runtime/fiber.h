@@ -9,6 +9,7 @@
 #define WEFT_RUNTIME_FIBER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <new>
@@ -68,6 +69,7 @@ void DiscardFiber(FiberEntity* fiber);
 void LaunchFiber(FiberEntity* fiber, const FiberAttributes& attrs, bool joinable);
 void JoinFiber(FiberEntity* fiber);
 void DetachFiber(FiberEntity* fiber);
+std::uint64_t FiberIdOf(const FiberEntity* fiber);
 [[noreturn]] void ThrowFiberCreationError(int error);
 [[noreturn]] void AbortJoinableFiberDestroyed();
 
@@ -176,6 +178,11 @@ class Fiber {
   // Aborts with a message if not Joinable().
   void Detach();
   bool Joinable() const noexcept { return fiber_ != nullptr; }
+  // The id the fiber's own this_fiber::GetId() returns (like
+  // std::thread::get_id()); 0 for a handle that is not joinable.
+  std::uint64_t GetId() const noexcept {
+    return fiber_ == nullptr ? 0 : detail::FiberIdOf(fiber_);
+  }
 
  private:
   detail::FiberEntity* fiber_ = nullptr;

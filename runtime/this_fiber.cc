@@ -10,6 +10,7 @@
 namespace weft::detail {
 
 void SleepUntilSteady(SteadyTime deadline) {
+  if (deadline <= std::chrono::steady_clock::now()) return;
   FiberWorker* worker = CurrentWorker();
   if (!detail::InFiber(worker)) {
     std::this_thread::sleep_until(deadline);

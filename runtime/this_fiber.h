@@ -24,19 +24,19 @@ void Yield();
 
 // Suspends the calling fiber for at least `duration` without blocking its
 // worker: the group's TimerWorker readies it when the time is up. Zero and
-// negative durations return at once. On a plain thread: blocks the thread.
+// negative durations (and NaN) return at once; `duration::max()` sleeps
+// forever. On a plain thread: blocks the thread.
 template <class Rep, class Period>
 void SleepFor(const std::chrono::duration<Rep, Period>& duration) {
-  if (duration <= duration.zero()) return;
   detail::SleepUntilSteady(detail::DeadlineAfter(duration));
 }
 
-// Suspends the calling fiber until `deadline` (any clock; other clocks than
-// steady_clock are converted once, by their distance from now). A deadline in
-// the past returns at once. On a plain thread: std::this_thread::sleep_until.
+// Suspends the calling fiber until `deadline` (any clock and representation;
+// other clocks than steady_clock are converted once, by their distance from
+// now). A deadline in the past (or `time_point::min()`) returns at once;
+// `time_point::max()` sleeps forever. On a plain thread: blocks the thread.
 template <class Clock, class Duration>
 void SleepUntil(const std::chrono::time_point<Clock, Duration>& deadline) {
-  if (deadline <= Clock::now()) return;
   detail::SleepUntilSteady(detail::ToSteadyDeadline(deadline));
 }
 

@@ -29,6 +29,17 @@ namespace weft {
 
 class FiberSeqLock {
  public:
+  FiberSeqLock() = default;
+  // A reader may destroy the lock as soon as its read section succeeded, while
+  // the writer whose unlock() ended the wait is still releasing writers_:
+  // taking writers_ waits for that.
+  ~FiberSeqLock() {
+    writers_.lock();
+    writers_.unlock();
+  }
+  FiberSeqLock(const FiberSeqLock&) = delete;
+  FiberSeqLock& operator=(const FiberSeqLock&) = delete;
+
   void lock() {
     writers_.lock();
     const std::uint64_t seq = seq_.load(std::memory_order_relaxed);

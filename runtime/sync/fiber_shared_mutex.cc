@@ -8,8 +8,15 @@ namespace weft {
 // atomic or/and.
 
 FiberSharedMutex::~FiberSharedMutex() {
-  WEFT_CHECK(state_.load(std::memory_order_relaxed) == 0)
-      << "a FiberSharedMutex was destroyed while locked or with waiters";
+  // An unlock that admitted a waiter may still hold wait_lock_ as that waiter
+  // returns and destroys the mutex: taking the lock waits until it is done (a
+  // fast-path unlock's one atomic operation is its last access anyway).
+  wait_lock_.lock();
+  const std::uint32_t state = state_.load(std::memory_order_relaxed);
+  wait_lock_.unlock();
+  WEFT_CHECK(state == 0) << "a FiberSharedMutex was destroyed while locked or with "
+                            "waiters; unlock it and make sure no fiber or thread still "
+                            "uses it";
 }
 
 std::uint32_t FiberSharedMutex::WaitingBits() const {

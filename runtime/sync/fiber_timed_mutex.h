@@ -20,26 +20,28 @@ class FiberTimedMutex {
   void unlock() { mutex_.unlock(); }
 
   // Locks if the mutex can be had within `timeout`. A zero or negative timeout
-  // tries once, like try_lock(). Returns whether the mutex was acquired.
+  // tries once, like try_lock(); `duration::max()` waits as long as it takes.
+  // Returns whether the mutex was acquired.
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
-    if (mutex_.try_lock()) return true;
-    if (timeout <= timeout.zero()) return false;
-    const detail::SteadyTime deadline = detail::DeadlineAfter(timeout);
-    return mutex_.LockSlow(&deadline);
+    return TryLockUntilSteady(detail::DeadlineAfter(timeout));
   }
 
   // Locks if the mutex can be had before `deadline` (any clock). A deadline in
-  // the past tries once. Returns whether the mutex was acquired.
+  // the past tries once; `time_point::max()` waits as long as it takes.
+  // Returns whether the mutex was acquired.
   template <class Clock, class Duration>
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
-    if (mutex_.try_lock()) return true;
-    if (deadline <= Clock::now()) return false;
-    const detail::SteadyTime steady = detail::ToSteadyDeadline(deadline);
-    return mutex_.LockSlow(&steady);
+    return TryLockUntilSteady(detail::ToSteadyDeadline(deadline));
   }
 
  private:
+  bool TryLockUntilSteady(detail::SteadyTime deadline) {
+    if (mutex_.try_lock()) return true;
+    if (deadline <= std::chrono::steady_clock::now()) return false;
+    return mutex_.LockSlow(&deadline);
+  }
+
   FiberMutex mutex_;
 };
 

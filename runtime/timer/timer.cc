@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <system_error>
 
@@ -24,7 +25,7 @@ namespace {
 struct UserTimer {
   TimerEntry entry;                // first member: the TimerEntry* is the UserTimer*
   std::atomic<int> references{2};  // the id, and the first arming
-  std::chrono::nanoseconds period{0};
+  SteadyDuration period{0};
   std::size_t group_index = 0;
   TimerWorker* worker = nullptr;
   std::unique_ptr<TimerCallback> callback;
@@ -149,15 +150,22 @@ SchedulingGroup* GroupForTimer(bool* ticket) {
 
 }  // namespace
 
-TimerId SetTimerImpl(SteadyTime at, std::chrono::nanoseconds period,
+void ThrowNonPositivePeriod() {
+  throw std::invalid_argument(
+      "weft::SetTimer: the period is zero, negative or NaN; pass a positive period, or "
+      "use the one-shot SetTimer(at, callback)");
+}
+
+TimerId SetTimerImpl(SteadyTime at, SteadyDuration period,
                      std::unique_ptr<TimerCallback> callback) {
-  if (period.count() < 0) {
-    throw std::invalid_argument(
-        "weft::SetTimer: the period is negative; pass a positive period, or use the "
-        "one-shot SetTimer(at, callback)");
-  }
+  WEFT_DCHECK(period.count() >= 0) << "a negative period reached SetTimerImpl";
   bool ticket = false;
   SchedulingGroup* group = GroupForTimer(&ticket);
+  // Within a century of now, so that the schedule arithmetic of periodic
+  // timers (deadline + period, now - deadline) cannot overflow. A century away
+  // never comes, and a start a century ago is as good as any past start.
+  const SteadyTime now = std::chrono::steady_clock::now();
+  at = std::clamp(at, now - kFarFuture, now + kFarFuture);
   auto* timer = new UserTimer;
   timer->entry.deadline = at;
   timer->entry.on_due = &UserTimer::OnDue;

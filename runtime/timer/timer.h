@@ -58,10 +58,14 @@ struct TimerCallbackOf final : TimerCallback {
   F f;
 };
 
-// `period` zero: one-shot. Throws std::system_error when the runtime is not
+// `period` zero: one-shot. `at` may be any time point (it is clamped to a
+// century around now). Throws std::system_error when the runtime is not
 // running.
-TimerId SetTimerImpl(SteadyTime at, std::chrono::nanoseconds period,
+TimerId SetTimerImpl(SteadyTime at, SteadyDuration period,
                      std::unique_ptr<TimerCallback> callback);
+
+// Throws std::invalid_argument unless `period` is positive.
+[[noreturn]] void ThrowNonPositivePeriod();
 
 template <class F>
 std::unique_ptr<TimerCallback> MakeTimerCallback(F&& f) {
@@ -73,20 +77,23 @@ std::unique_ptr<TimerCallback> MakeTimerCallback(F&& f) {
 }  // namespace detail
 
 // Runs `callback` once, in a fiber, at `at` (or as soon as possible if `at` is
-// past). Throws std::system_error if the runtime is not running.
+// past, `time_point::min()` included; `time_point::max()` never comes). Throws
+// std::system_error if the runtime is not running.
 template <class F>
 TimerId SetTimer(std::chrono::steady_clock::time_point at, F&& callback) {
-  return detail::SetTimerImpl(at, std::chrono::nanoseconds::zero(),
+  return detail::SetTimerImpl(at, detail::SteadyDuration::zero(),
                               detail::MakeTimerCallback(std::forward<F>(callback)));
 }
 
 // Runs `callback` at `at` and then every `period` (see the file comment for
-// runs that take longer than the period). `period` must be positive; otherwise
-// throws std::invalid_argument.
+// runs that take longer than the period). `period` may be of any
+// representation and must be positive (not NaN); otherwise throws
+// std::invalid_argument. Periods of a century or more are a century.
 template <class Rep, class Period, class F>
 TimerId SetTimer(std::chrono::steady_clock::time_point at,
                  std::chrono::duration<Rep, Period> period, F&& callback) {
-  return detail::SetTimerImpl(at, std::chrono::ceil<std::chrono::nanoseconds>(period),
+  if (!(period > period.zero())) detail::ThrowNonPositivePeriod();
+  return detail::SetTimerImpl(at, detail::ClampedDuration(period),
                               detail::MakeTimerCallback(std::forward<F>(callback)));
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/sync/detail/wait_queue.h"
 
+#include "runtime/detail/deadline.h"
 #include "runtime/detail/fiber_entity.h"
 #include "runtime/detail/futex.h"
 #include "runtime/scheduling_group/fiber_worker.h"
@@ -83,6 +84,10 @@ void WaitQueue::Park(Waiter* waiter, Spinlock& lock) {
 
 bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
                           std::chrono::steady_clock::time_point deadline) {
+  if (deadline == kNoDeadline) {
+    Park(waiter, lock);
+    return true;
+  }
   if (deadline <= std::chrono::steady_clock::now()) {
     lock.unlock();
     return false;

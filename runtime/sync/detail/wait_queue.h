@@ -64,7 +64,8 @@ class WaitQueue {
   // Park() that gives up at `deadline`. Returns true when woken by Wake(),
   // false when the deadline passed first (the waiter is then unlinked, and no
   // Wake() will ever reach it). A deadline already past returns false at once
-  // without queueing. `lock` is released by the time it returns, either way.
+  // without queueing; kNoDeadline (deadline.h) is Park(). `lock` is released
+  // by the time it returns, either way.
   bool ParkUntil(Waiter* waiter, Spinlock& lock,
                  std::chrono::steady_clock::time_point deadline) WEFT_RELEASE(lock);
 
