@@ -56,8 +56,8 @@ class FiberSeqLock {
   // while a write is in progress.
   std::uint64_t ReadBegin() const {
     std::uint64_t seq = seq_.load(std::memory_order_acquire);
-    while (seq & 1) {
-      WaitForWriter();
+    for (unsigned waits = 0; seq & 1; ++waits) {
+      WaitForWriter(waits);
       seq = seq_.load(std::memory_order_acquire);
     }
     return seq;
@@ -70,7 +70,8 @@ class FiberSeqLock {
   }
 
  private:
-  static void WaitForWriter();
+  // The `waits`-th wait for one write to end.
+  static void WaitForWriter(unsigned waits);
 
   std::atomic<std::uint64_t> seq_{0};
   FiberMutex writers_;

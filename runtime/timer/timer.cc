@@ -191,12 +191,18 @@ void KillTimer(TimerId id) {
   // fiber id is 0 until its fiber starts, which is also what a plain thread's
   // GetId() returns: a plain thread is never the callback.
   const std::uint64_t caller = this_fiber::GetId();
-  if (timer->running && (caller == 0 || timer->running_fiber != caller)) {
+  const bool from_own_callback =
+      timer->running && caller != 0 && timer->running_fiber == caller;
+  if (timer->running && !from_own_callback) {
     detail::Waiter waiter;
     timer->killers.Park(&waiter, timer->lock);  // returns when the run ended
   } else {
     timer->lock.unlock();
   }
+  // The callback will never run again: its captures go now, before the caller
+  // frees what they refer to, not with the timer's last reference (which a
+  // finishing run may hold a little longer).
+  if (!from_own_callback) timer->callback.reset();
   timer->Release();
 }
 

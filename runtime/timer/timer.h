@@ -98,9 +98,11 @@ TimerId SetTimer(std::chrono::steady_clock::time_point at,
 }
 
 // Cancels the timer and releases `id`. When KillTimer returns, the callback is
-// not running and will never run again. Called from the timer's own callback,
-// it does not wait for that run (it would wait for itself) and returns at once;
-// later runs are still cancelled. Aborts with a message for id 0.
+// not running, will never run again, and has been destroyed with its captures,
+// so the caller may free whatever the callback used. Called from the timer's
+// own callback, it does not wait for that run (it would wait for itself) and
+// returns at once; later runs are still cancelled, and the callback is
+// destroyed when its run ends. Aborts with a message for id 0.
 void KillTimer(TimerId id);
 
 // Releases `id` and lets the timer run unattended: a one-shot timer fires once,
