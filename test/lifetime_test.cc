@@ -75,7 +75,7 @@ void Relax() {
   std::this_thread::yield();
 }
 
-const int kRounds = static_cast<int>(testing::Scaled(4000, 400));
+const int kRounds = static_cast<int>(testing::Scaled(5000, 2000));
 
 // One side of a round: a fiber or a plain thread, joined by Join().
 class Party {
