@@ -8,6 +8,9 @@
 //   if (auto v = weft::BlockingTryGet(std::move(g), std::chrono::milliseconds(5))) {
 //     Use(*v);
 //   }
+//
+//   weft::SharedFuture<Config> shared = LoadConfig().Share();
+//   const Config& c = weft::BlockingGet(shared);   // any number of consumers
 #ifndef WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
 #define WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
 
@@ -83,6 +86,10 @@ class FutureWaiter final : public Continuation {
 template <class T>
 using TryGetResult = std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>;
 
+template <class T>
+using SharedGetResult =
+    std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<const T>>;
+
 }  // namespace detail
 
 // Waits until `future` is ready, then returns its value or rethrows its exception
@@ -123,6 +130,24 @@ detail::TryGetResult<T> BlockingTryGet(
     if (!ready) return std::nullopt;
     return std::optional<T>(state->TakeValue());
   }
+}
+
+// Waits until `future` is ready, then returns a reference to its value (nothing
+// for SharedFuture<void>) or rethrows its exception — the same exception object,
+// on every call and to every consumer. Any number of fibers and plain threads may
+// call it at once, on one object or on copies. Does not consume anything.
+//
+// The reference is to the one value all copies share: it stays valid as long as
+// any copy of this SharedFuture (or a Then attached to it that has not yet run)
+// lives, so keep a copy for as long as the reference is used. Aborts on an
+// invalid shared future.
+template <class T>
+detail::SharedGetResult<T> BlockingGet(const SharedFuture<T>& future) {
+  detail::SharedFutureState<T>& state =
+      detail::SharedFutureAccess::StateOf(future, "weft::BlockingGet");
+  state.Wait();
+  if (state.exception()) std::rethrow_exception(state.exception());
+  if constexpr (!std::is_void_v<T>) return state.value();
 }
 
 }  // namespace weft
