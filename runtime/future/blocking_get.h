@@ -90,6 +90,22 @@ template <class T>
 using SharedGetResult =
     std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<const T>>;
 
+// BlockingTryGet with a steady_clock deadline.
+template <class T>
+TryGetResult<T> TryGetUntil(Future<T>& future, SteadyTime deadline) {
+  SharedState<T>* state = FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
+  auto owner = FutureAccess::Adopt(state);  // drops the state on return
+  FutureWaiter waiter;
+  const bool ready = waiter.WaitUntil(*state, deadline);
+  if constexpr (std::is_void_v<T>) {
+    if (ready) state->TakeValue();
+    return ready;
+  } else {
+    if (!ready) return std::nullopt;
+    return std::optional<T>(state->TakeValue());
+  }
+}
+
 }  // namespace detail
 
 // Waits until `future` is ready, then returns its value or rethrows its exception
@@ -118,18 +134,19 @@ T BlockingGet(Future<T> future) {
 template <class T, class Rep, class Period>
 detail::TryGetResult<T> BlockingTryGet(
     Future<T> future, const std::chrono::duration<Rep, Period>& timeout) {
-  detail::SharedState<T>* state =
-      detail::FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
-  auto owner = detail::FutureAccess::Adopt(state);
-  detail::FutureWaiter waiter;
-  const bool ready = waiter.WaitUntil(*state, detail::DeadlineAfter(timeout));
-  if constexpr (std::is_void_v<T>) {
-    if (ready) state->TakeValue();
-    return ready;
-  } else {
-    if (!ready) return std::nullopt;
-    return std::optional<T>(state->TakeValue());
-  }
+  return detail::TryGetUntil(future, detail::DeadlineAfter(timeout));
+}
+
+// BlockingTryGet that gives up at `deadline`, a time point of any clock; waits
+// are measured on steady_clock, so a clock other than steady_clock is read once
+// and the deadline taken as that distance from now (a later jump of, say, the
+// system clock does not move it). A deadline already past only checks; one more
+// than a century away, time_point::max() included, is taken as a century, i.e.
+// waits until the value arrives. Returns and rethrows as the duration form.
+template <class T, class Clock, class Duration>
+detail::TryGetResult<T> BlockingTryGet(
+    Future<T> future, const std::chrono::time_point<Clock, Duration>& deadline) {
+  return detail::TryGetUntil(future, detail::ToSteadyDeadline(deadline));
 }
 
 // Waits until `future` is ready, then returns a reference to its value (nothing
