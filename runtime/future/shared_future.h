@@ -13,8 +13,9 @@
 //
 // Then attaches a continuation without consuming anything; any number may be
 // attached to one shared future or its copies, and each runs exactly once: on the
-// fiber or thread that makes the value ready, in the order they were attached,
-// or inline inside Then if the value is already there (as for Future::Then).
+// fiber or thread that makes the value ready (those attached before it arrives,
+// in the order they were attached), or inline inside Then if the value is
+// already there (as for Future::Then).
 //
 // Thread-safety: the const members (IsValid, IsReady, Then, and BlockingGet on
 // it) may be called concurrently on one object and on its copies, from fibers

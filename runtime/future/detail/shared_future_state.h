@@ -57,7 +57,8 @@ class SharedFutureStateBase : public Continuation {
 
   // Arranges for `listener` to fire once the value has arrived. Returns nullptr
   // if it will, or `listener` itself if the state has already fired (the caller
-  // fires it). Listeners fire in the order they were attached.
+  // fires it). Listeners queued before the firing fire in the order they were
+  // attached.
   Continuation* Attach(SharedListener* listener) noexcept {
     lock_.lock();
     if (fired_) {
