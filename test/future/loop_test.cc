@@ -405,8 +405,11 @@ TEST_P(LoopTest, BodiesCompletedElsewhereContinueTheLoopThere) {
   Actor looping(waiter(), [&] {
     Future<void> loop = Repeat(iterations, [&](std::size_t i) {
       order.push_back(i);
+      Future<std::size_t> future = promises[i].GetFuture();
+      // The other side may set the promise from here on (not before: a promise
+      // is used by one caller at a time).
       started.store(i + 1, std::memory_order_release);
-      return promises[i].GetFuture();
+      return future;
     });
     BlockingGet(std::move(loop));
   });
