@@ -51,7 +51,8 @@ TEST(SharedFuture, ShareConsumesTheFutureAndCopiesShareOneValue) {
   EXPECT_EQ(&BlockingGet(shared), &BlockingGet(assigned));
   EXPECT_EQ(&BlockingGet(shared), &BlockingGet(moved));
   EXPECT_EQ(BlockingGet(moved), "value");
-  assigned = assigned;  // self-assignment keeps the state
+  const SharedFuture<std::string>& self = assigned;
+  assigned = self;  // self-assignment keeps the state
   EXPECT_EQ(BlockingGet(assigned), "value");
 }
 
