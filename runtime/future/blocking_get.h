@@ -8,6 +8,9 @@
 //   if (auto v = weft::BlockingTryGet(std::move(g), std::chrono::milliseconds(5))) {
 //     Use(*v);
 //   }
+//
+//   weft::SharedFuture<Config> shared = LoadConfig().Share();
+//   const Config& c = weft::BlockingGet(shared);   // any number of consumers
 #ifndef WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
 #define WEFT_RUNTIME_FUTURE_BLOCKING_GET_H_
 
@@ -83,6 +86,26 @@ class FutureWaiter final : public Continuation {
 template <class T>
 using TryGetResult = std::conditional_t<std::is_void_v<T>, bool, std::optional<T>>;
 
+template <class T>
+using SharedGetResult =
+    std::conditional_t<std::is_void_v<T>, void, std::add_lvalue_reference_t<const T>>;
+
+// BlockingTryGet with a steady_clock deadline.
+template <class T>
+TryGetResult<T> TryGetUntil(Future<T>& future, SteadyTime deadline) {
+  SharedState<T>* state = FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
+  auto owner = FutureAccess::Adopt(state);  // drops the state on return
+  FutureWaiter waiter;
+  const bool ready = waiter.WaitUntil(*state, deadline);
+  if constexpr (std::is_void_v<T>) {
+    if (ready) state->TakeValue();
+    return ready;
+  } else {
+    if (!ready) return std::nullopt;
+    return std::optional<T>(state->TakeValue());
+  }
+}
+
 }  // namespace detail
 
 // Waits until `future` is ready, then returns its value or rethrows its exception
@@ -111,18 +134,37 @@ T BlockingGet(Future<T> future) {
 template <class T, class Rep, class Period>
 detail::TryGetResult<T> BlockingTryGet(
     Future<T> future, const std::chrono::duration<Rep, Period>& timeout) {
-  detail::SharedState<T>* state =
-      detail::FutureAccess::ReleaseValid(future, "weft::BlockingTryGet");
-  auto owner = detail::FutureAccess::Adopt(state);
-  detail::FutureWaiter waiter;
-  const bool ready = waiter.WaitUntil(*state, detail::DeadlineAfter(timeout));
-  if constexpr (std::is_void_v<T>) {
-    if (ready) state->TakeValue();
-    return ready;
-  } else {
-    if (!ready) return std::nullopt;
-    return std::optional<T>(state->TakeValue());
-  }
+  return detail::TryGetUntil(future, detail::DeadlineAfter(timeout));
+}
+
+// BlockingTryGet that gives up at `deadline`, a time point of any clock; waits
+// are measured on steady_clock, so a clock other than steady_clock is read once
+// and the deadline taken as that distance from now (a later jump of, say, the
+// system clock does not move it). A deadline already past only checks; one more
+// than a century away, time_point::max() included, is taken as a century, i.e.
+// waits until the value arrives. Returns and rethrows as the duration form.
+template <class T, class Clock, class Duration>
+detail::TryGetResult<T> BlockingTryGet(
+    Future<T> future, const std::chrono::time_point<Clock, Duration>& deadline) {
+  return detail::TryGetUntil(future, detail::ToSteadyDeadline(deadline));
+}
+
+// Waits until `future` is ready, then returns a reference to its value (nothing
+// for SharedFuture<void>) or rethrows its exception — the same exception object,
+// on every call and to every consumer. Any number of fibers and plain threads may
+// call it at once, on one object or on copies. Does not consume anything.
+//
+// The reference is to the one value all copies share: it stays valid as long as
+// any copy of this SharedFuture (or a Then attached to it that has not yet run)
+// lives, so keep a copy for as long as the reference is used. Aborts on an
+// invalid shared future.
+template <class T>
+detail::SharedGetResult<T> BlockingGet(const SharedFuture<T>& future) {
+  detail::SharedFutureState<T>& state =
+      detail::SharedFutureAccess::StateOf(future, "weft::BlockingGet");
+  state.Wait();
+  if (state.exception()) std::rethrow_exception(state.exception());
+  if constexpr (!std::is_void_v<T>) return state.value();
 }
 
 }  // namespace weft

@@ -11,7 +11,9 @@
 // A promise and its future share one heap-allocated state and nothing else is
 // allocated on the way from SetValue to the consumer. Both are move-only. A
 // promise is satisfied once; a future is consumed once (by Then, BlockingGet,
-// BlockingTryGet, WhenAll or WhenAny), after which it is invalid.
+// BlockingTryGet, WhenAll, WhenAny or Share), after which it is invalid. For
+// several consumers of one value, Share() it into a SharedFuture
+// (runtime/future/shared_future.h, included here).
 //
 // Where continuations run: a continuation runs on the fiber or thread that makes
 // its input ready (inside SetValue / SetException, or at the end of the fiber
@@ -38,6 +40,8 @@ namespace weft {
 
 template <class T>
 class Future;
+template <class T>
+class SharedFuture;
 
 namespace detail {
 
@@ -57,8 +61,8 @@ struct FutureAccess {
     WEFT_CHECK(future.state_ != nullptr)
         << operation
         << " was given an invalid future (default-constructed, moved from, or already "
-           "consumed by Then, BlockingGet, WhenAll or WhenAny); a future is consumed "
-           "once";
+           "consumed by Then, BlockingGet, WhenAll, WhenAny or Share); a future is "
+           "consumed once (Share() it for several consumers)";
     return std::exchange(future.state_, nullptr);
   }
 };
@@ -107,6 +111,11 @@ class Future {
   // result. See the file comment for where `f` runs. Aborts on an invalid future.
   template <class F>
   auto Then(F&& f);
+
+  // Consumes this future and returns a SharedFuture of the same value, which any
+  // number of consumers may copy, attach continuations to and wait for (see
+  // runtime/future/shared_future.h). Aborts on an invalid future.
+  SharedFuture<T> Share() &&;
 
  private:
   friend struct detail::FutureAccess;
@@ -265,5 +274,7 @@ auto Future<T>::Then(F&& f) {
 }
 
 }  // namespace weft
+
+#include "runtime/future/shared_future.h"
 
 #endif  // WEFT_RUNTIME_FUTURE_FUTURE_H_

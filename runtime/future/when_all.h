@@ -1,4 +1,4 @@
-// WhenAll / WhenAny: one future for several.
+// WhenAll / WhenAny / WhenAnyWithoutException: one future for several.
 //
 //   auto both = weft::WhenAll(Async(LoadUser), Async(LoadCart));   // Future<tuple<User,
 //   Cart>> auto [user, cart] = weft::BlockingGet(std::move(both));
@@ -6,7 +6,7 @@
 //   std::vector<weft::Future<Reply>> replicas = ...;
 //   auto [index, reply] = weft::BlockingGet(weft::WhenAny(std::move(replicas)));
 //
-// Both consume their input futures (each must be valid; an invalid one aborts).
+// All consume their input futures (each must be valid; an invalid one aborts).
 // The result becomes ready on the fiber or thread that completes the deciding
 // input, like any continuation (see future.h).
 #ifndef WEFT_RUNTIME_FUTURE_WHEN_ALL_H_
@@ -139,19 +139,41 @@ template <class T>
 using WhenAnyResult =
     std::conditional_t<std::is_void_v<T>, std::size_t, std::pair<std::size_t, T>>;
 
-// WhenAny: the first input to fire decides; later ones are released as they
-// come.
-template <class T>
+// Which input decides a WhenAny.
+enum class AnyOf {
+  kFirstToComplete,  // WhenAny: the first input to fire, success or failure
+  kFirstSuccess,     // WhenAnyWithoutException: the first success, or else the
+                     // last failure
+};
+
+// WhenAny and WhenAnyWithoutException: once an input decides, later ones are
+// released as they come.
+template <class T, AnyOf kRule>
 class WhenAnyState final : public VectorCombinatorState<WhenAnyResult<T>, T> {
  public:
   explicit WhenAnyState(std::vector<Future<T>>& inputs)
-      : VectorCombinatorState<WhenAnyResult<T>, T>(inputs, "weft::WhenAny") {}
+      : VectorCombinatorState<WhenAnyResult<T>, T>(
+            inputs, kRule == AnyOf::kFirstToComplete ? "weft::WhenAny"
+                                                     : "weft::WhenAnyWithoutException") {}
 
  private:
+  // Whether input `input`, just fired, decides the result.
+  bool Decides(const SharedState<T>& input) noexcept {
+    if constexpr (kRule == AnyOf::kFirstSuccess) {
+      if (input.exception()) {
+        // Every input has failed only if this is the last of them to fail; no
+        // success can come after that, so the last failure decides alone.
+        return failures_.fetch_add(1, std::memory_order_acq_rel) + 1 ==
+               this->inputs_.size();
+      }
+    }
+    return !decided_.exchange(true, std::memory_order_acq_rel);
+  }
+
   Continuation* OnInputReady(std::size_t index) noexcept override {
     SharedState<T>* input = this->inputs_[index];
     Continuation* next = nullptr;
-    if (!decided_.exchange(true, std::memory_order_acq_rel)) {
+    if (Decides(*input)) {
       if (input->exception()) {
         this->StoreException(input->exception());
       } else {
@@ -171,6 +193,7 @@ class WhenAnyState final : public VectorCombinatorState<WhenAnyResult<T>, T> {
   }
 
   std::atomic<bool> decided_{false};
+  std::atomic<std::size_t> failures_{0};  // counted by kFirstSuccess only
 };
 
 // The tuple of the non-void types among Ts; void if there are none.
@@ -286,7 +309,26 @@ Future<detail::WhenAnyResult<T>> WhenAny(std::vector<Future<T>> inputs) {
         "weft::WhenAny: the vector of futures is empty, so the result could never "
         "become ready; pass at least one future");
   }
-  auto* state = new detail::WhenAnyState<T>(inputs);
+  auto* state = new detail::WhenAnyState<T, detail::AnyOf::kFirstToComplete>(inputs);
+  auto result = detail::FutureAccess::Adopt<detail::WhenAnyResult<T>>(state);
+  state->Start();
+  return result;
+}
+
+// WhenAny that waits for a success: the first input to complete with a value
+// decides (Future<std::pair<std::size_t, T>>, or Future<std::size_t> for T =
+// void), whatever inputs failed before it. Only if every input fails does the
+// result fail, with the exception of the last input to fail (the one that
+// completes it). Inputs that complete after the result are released as they do;
+// nothing leaks. Throws std::invalid_argument for an empty vector.
+template <class T>
+Future<detail::WhenAnyResult<T>> WhenAnyWithoutException(std::vector<Future<T>> inputs) {
+  if (inputs.empty()) {
+    throw std::invalid_argument(
+        "weft::WhenAnyWithoutException: the vector of futures is empty, so the result "
+        "could never become ready; pass at least one future");
+  }
+  auto* state = new detail::WhenAnyState<T, detail::AnyOf::kFirstSuccess>(inputs);
   auto result = detail::FutureAccess::Adopt<detail::WhenAnyResult<T>>(state);
   state->Start();
   return result;

@@ -80,6 +80,38 @@ TEST_P(BlockingGetTest, TryGetReturnsTheValueOrGivesUpAfterTheTimeout) {
   });
 }
 
+// The time-point form takes any clock's time points: those of steady_clock and
+// system_clock in the near future time out; time_point::max() waits as long as
+// it takes.
+TEST_P(BlockingGetTest, TryGetUntilATimePointOfAnyClock) {
+  using std::chrono::steady_clock;
+  using std::chrono::system_clock;
+  Promise<int> never;
+  Promise<int> never_either;
+  Promise<int> later;
+  Future<int> later_future = later.GetFuture();
+  Promise<void> later_void;
+  Future<void> later_void_future = later_void.GetFuture();
+  std::atomic<bool> timed_out{false};
+  Actor waiting(waiter(), [&] {
+    EXPECT_EQ(BlockingTryGet(never.GetFuture(), steady_clock::now() + 2ms), std::nullopt);
+    EXPECT_EQ(BlockingTryGet(never_either.GetFuture(), system_clock::now() + 2ms),
+              std::nullopt);
+    timed_out.store(true, std::memory_order_release);
+    EXPECT_EQ(BlockingTryGet(std::move(later_future), steady_clock::time_point::max()),
+              5);
+    EXPECT_TRUE(
+        BlockingTryGet(std::move(later_void_future), system_clock::time_point::max()));
+  });
+  Actor setting(notifier(), [&] {
+    // Set only after the timed-out waits, so that the waits on max() do wait.
+    testing::WaitOrAbort(testing::PollUntil(
+        [&] { return timed_out.load(std::memory_order_acquire); }, "the timeouts"));
+    later.SetValue(5);
+    later_void.SetValue();
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Sides, BlockingGetTest,
     ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
@@ -100,6 +132,28 @@ TEST_P(BlockingTryGetTest, ZeroAndNegativeTimeoutsOnlyCheck) {
   EXPECT_THROW(
       BlockingTryGet(MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{1})),
                      0s),
+      CustomError);
+}
+
+// A deadline already past only checks, on any clock.
+TEST_P(BlockingTryGetTest, PastTimePointsOnlyCheck) {
+  using std::chrono::steady_clock;
+  using std::chrono::system_clock;
+  Promise<int> pending;
+  EXPECT_EQ(BlockingTryGet(pending.GetFuture(), steady_clock::now() - 1h), std::nullopt);
+  Promise<int> pending2;
+  EXPECT_EQ(BlockingTryGet(pending2.GetFuture(), system_clock::now() - 1s), std::nullopt);
+  Promise<int> pending3;
+  EXPECT_EQ(BlockingTryGet(pending3.GetFuture(), steady_clock::time_point::min()),
+            std::nullopt);
+  EXPECT_EQ(BlockingTryGet(MakeReadyFuture(3), steady_clock::now() - 1h), 3);
+  EXPECT_EQ(BlockingTryGet(MakeReadyFuture(4), system_clock::time_point()), 4);
+  Promise<void> pending_void;
+  EXPECT_FALSE(BlockingTryGet(pending_void.GetFuture(), system_clock::now()));
+  EXPECT_TRUE(BlockingTryGet(MakeReadyFuture(), steady_clock::now()));
+  EXPECT_THROW(
+      BlockingTryGet(MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{1})),
+                     steady_clock::now() - 1s),
       CustomError);
 }
 

@@ -1,4 +1,4 @@
-// WhenAll (variadic and over a vector) and WhenAny.
+// WhenAll (variadic and over a vector), WhenAny and WhenAnyWithoutException.
 #include "runtime/future/when_all.h"
 
 #include <atomic>
@@ -204,6 +204,146 @@ TEST(WhenAny, OfAnEmptyVectorThrows) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos) << e.what();
   }
+}
+
+TEST(WhenAnyWithoutException, TheFirstSuccessWinsWhateverFailedBefore) {
+  std::vector<Promise<std::string>> promises(4);
+  std::vector<Future<std::string>> futures;
+  for (auto& p : promises) futures.push_back(p.GetFuture());
+  Future<std::pair<std::size_t, std::string>> any =
+      WhenAnyWithoutException(std::move(futures));
+  promises[0].SetException(std::make_exception_ptr(CustomError{0}));
+  promises[2].SetException(std::make_exception_ptr(CustomError{2}));
+  EXPECT_FALSE(any.IsReady()) << "a failure decided while other inputs could succeed";
+  promises[3].SetValue("three");
+  EXPECT_TRUE(any.IsReady());
+  promises[1].SetValue("one");  // late, harmless
+  auto [index, value] = BlockingGet(std::move(any));
+  EXPECT_EQ(index, 3u);
+  EXPECT_EQ(value, "three");
+
+  // A success that is ready from the start wins over earlier failed inputs.
+  std::vector<Future<int>> ready;
+  ready.push_back(MakeExceptionalFuture<int>(std::make_exception_ptr(CustomError{1})));
+  ready.push_back(MakeReadyFuture(7));
+  ready.push_back(MakeReadyFuture(8));
+  auto first_ready = BlockingGet(WhenAnyWithoutException(std::move(ready)));
+  EXPECT_EQ(first_ready, std::make_pair(std::size_t{1}, 7));
+}
+
+TEST(WhenAnyWithoutException, FailsWithTheLastFailureWhenEveryInputFails) {
+  std::vector<Promise<int>> promises(3);
+  std::vector<Future<int>> futures;
+  for (auto& p : promises) futures.push_back(p.GetFuture());
+  auto any = WhenAnyWithoutException(std::move(futures));
+  promises[1].SetException(std::make_exception_ptr(CustomError{1}));
+  promises[0].SetException(std::make_exception_ptr(CustomError{0}));
+  EXPECT_FALSE(any.IsReady());
+  const CustomError* last = nullptr;
+  try {
+    throw CustomError{2};
+  } catch (const CustomError& e) {
+    last = &e;
+    promises[2].SetException(std::current_exception());
+  }
+  EXPECT_TRUE(any.IsReady());
+  try {
+    BlockingGet(std::move(any));
+    FAIL() << "every input failed, yet the result has a value";
+  } catch (const CustomError& e) {
+    EXPECT_EQ(e.code, 2) << "not the last input to fail";
+    EXPECT_EQ(&e, last) << "the exception was copied, not passed on";
+  }
+
+  std::vector<Future<int>> one;
+  one.push_back(
+      MakeExceptionalFuture<int>(std::make_exception_ptr(std::range_error("x"))));
+  EXPECT_THROW(BlockingGet(WhenAnyWithoutException(std::move(one))), std::range_error);
+}
+
+TEST(WhenAnyWithoutException, OfVoidFuturesGivesTheIndex) {
+  std::vector<Promise<void>> promises(3);
+  std::vector<Future<void>> futures;
+  for (auto& p : promises) futures.push_back(p.GetFuture());
+  Future<std::size_t> any = WhenAnyWithoutException(std::move(futures));
+  promises[0].SetException(std::make_exception_ptr(CustomError{0}));
+  promises[2].SetValue();
+  EXPECT_EQ(BlockingGet(std::move(any)), 2u);
+  promises[1].SetValue();
+
+  std::vector<Future<void>> failing;
+  failing.push_back(MakeExceptionalFuture<void>(std::make_exception_ptr(CustomError{4})));
+  failing.push_back(MakeExceptionalFuture<void>(std::make_exception_ptr(CustomError{5})));
+  try {
+    BlockingGet(WhenAnyWithoutException(std::move(failing)));
+    FAIL() << "every input failed, yet the result has a value";
+  } catch (const CustomError& e) {
+    EXPECT_EQ(e.code, 5);
+  }
+}
+
+TEST(WhenAnyWithoutException, LateInputsAreReleasedAndNothingLeaks) {
+  std::atomic<int> alive{0};
+  {
+    std::vector<Promise<Tracked>> promises(6);
+    std::vector<Future<Tracked>> futures;
+    for (auto& p : promises) futures.push_back(p.GetFuture());
+    auto any = WhenAnyWithoutException(std::move(futures));
+    promises[4].SetException(std::make_exception_ptr(CustomError{4}));
+    promises[1].SetValue(&alive, 1);
+    {
+      auto [index, value] = BlockingGet(std::move(any));
+      EXPECT_EQ(index, 1u);
+      EXPECT_EQ(value.value(), 1);
+    }
+    EXPECT_EQ(alive.load(), 0);
+    promises[0].SetValue(&alive, 0);
+    promises[2].SetException(std::make_exception_ptr(CustomError{2}));
+    EXPECT_EQ(alive.load(), 0) << "a late value was kept";
+    // promises[3] and [5] break as they go: just as harmless.
+  }
+  {
+    // The result dropped before anything completes.
+    std::vector<Promise<Tracked>> promises(2);
+    std::vector<Future<Tracked>> futures;
+    for (auto& p : promises) futures.push_back(p.GetFuture());
+    { auto dropped = WhenAnyWithoutException(std::move(futures)); }
+    promises[0].SetValue(&alive, 0);
+    promises[1].SetValue(&alive, 1);
+  }
+  EXPECT_EQ(alive.load(), 0);
+}
+
+TEST(WhenAnyWithoutException, RacingInputsPickOneSuccessOrTheLastFailure) {
+  Runtime runtime(testing::OptionsWithWorkers(4));
+  const std::size_t rounds = testing::Scaled(2000, 100);
+  constexpr std::size_t kInputs = 8;
+  for (std::size_t round = 0; round != rounds; ++round) {
+    // Odd inputs fail; in every fourth round all do.
+    const bool all_fail = round % 4 == 0;
+    std::vector<Future<std::size_t>> futures;
+    for (std::size_t i = 0; i != kInputs; ++i) {
+      futures.push_back(Async([i, all_fail]() -> std::size_t {
+        if (all_fail || i % 2 == 1) throw CustomError{static_cast<int>(i)};
+        return i;
+      }));
+    }
+    auto any = WhenAnyWithoutException(std::move(futures));
+    if (all_fail) {
+      ASSERT_THROW(BlockingGet(std::move(any)), CustomError);
+    } else {
+      auto [index, value] = BlockingGet(std::move(any));
+      ASSERT_EQ(index, value);
+      ASSERT_EQ(index % 2, 0u) << "a failed input won";
+    }
+  }
+}
+
+TEST(WhenAnyWithoutException, OfAnEmptyVectorThrows) {
+  EXPECT_THROW(WhenAnyWithoutException(std::vector<Future<int>>()),
+               std::invalid_argument);
+  EXPECT_THROW(WhenAnyWithoutException(std::vector<Future<void>>()),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // CallState: the shared state of a future whose value a callable computes — the
-// result of Future::Then (the callable runs when the input future is ready) and of
-// Async (it runs on a new fiber). The state holds the callable, so a Then step
-// allocates exactly one object. Internal: included by runtime/future/future.h.
+// result of Future::Then and SharedFuture::Then (the callable runs when the input
+// is ready) and of Async (it runs on a new fiber). The state holds the callable,
+// so a Then step allocates exactly one object. Internal: included by
+// runtime/future/future.h.
 #ifndef WEFT_RUNTIME_FUTURE_DETAIL_CALL_STATE_H_
 #define WEFT_RUNTIME_FUTURE_DETAIL_CALL_STATE_H_
 
@@ -19,41 +20,56 @@ namespace weft::detail {
 // What a callable is given.
 enum class Input {
   kValue,        // the input's value (nothing for void); skipped on an exception
-  kWholeFuture,  // the ready input Future<T> itself
+  kWholeFuture,  // the ready input future itself
   kNothing,      // no input at all (Async)
 };
 
-// Then's choice for a callable `Fn` on a Future<T>: the value if Fn accepts it,
-// otherwise the whole future.
-template <class T, class Fn>
+// How a CallState reads a Future<T> input: it owns the only consumer's
+// reference, so it moves the value out, and the whole-future form hands over a
+// Future<T>. (SharedFutureInput in shared_future.h reads a SharedFuture's.)
+template <class T>
+struct FutureInput {
+  using State = SharedState<T>;
+  using Whole = Future<T>;
+  using ValueArg = T;  // what the value form is invoked with
+  // What a CallState on such an input is, for the input to fire it.
+  using Listener = Continuation;
+
+  static Stored<T>&& Value(State& state) noexcept { return std::move(state.value()); }
+  static Whole Adopt(State* state) noexcept { return FutureAccess::Adopt(state); }
+};
+
+// Then's choice for a callable `Fn` on an input read through `Access`: the value
+// if Fn accepts it, otherwise the whole future.
+template <class T, class Fn, class Access = FutureInput<T>>
 constexpr Input ChooseInput() {
   constexpr bool kTakesValue = [] {
     if constexpr (std::is_void_v<T>) {
       return std::is_invocable_v<Fn>;
     } else {
-      return std::is_invocable_v<Fn, T>;
+      return std::is_invocable_v<Fn, typename Access::ValueArg>;
     }
   }();
-  static_assert(kTakesValue || std::is_invocable_v<Fn, Future<T>>,
-                "Future<T>::Then needs a callable taking T (nothing for Future<void>) "
-                "or taking Future<T>");
+  static_assert(kTakesValue || std::is_invocable_v<Fn, typename Access::Whole>,
+                "Then needs a callable taking the value (T for Future<T>, const T& for "
+                "SharedFuture<T>, nothing for void) or taking the future itself");
   return kTakesValue ? Input::kValue : Input::kWholeFuture;
 }
 
-template <class T, class Fn, Input kInput>
+template <class T, class Fn, Input kInput, class Access>
 struct CallResult {
-  using type = std::invoke_result_t<Fn, T>;
+  using type = std::invoke_result_t<Fn, typename Access::ValueArg>;
 };
-template <class Fn>
-struct CallResult<void, Fn, Input::kValue> {
+template <class Fn, class Access>
+struct CallResult<void, Fn, Input::kValue, Access> {
   using type = std::invoke_result_t<Fn>;
 };
-template <class T, class Fn>
-struct CallResult<T, Fn, Input::kWholeFuture> {
-  using type = std::invoke_result_t<Fn, Future<T>>;
+template <class T, class Fn, class Access>
+struct CallResult<T, Fn, Input::kWholeFuture, Access> {
+  using type = std::invoke_result_t<Fn, typename Access::Whole>;
 };
-template <class T, class Fn>
-struct CallResult<T, Fn, Input::kNothing> {
+template <class T, class Fn, class Access>
+struct CallResult<T, Fn, Input::kNothing, Access> {
   using type = std::invoke_result_t<Fn>;
 };
 
@@ -61,19 +77,20 @@ struct CallResult<T, Fn, Input::kNothing> {
 // References: one for the result future, one for the call in flight, dropped when
 // the result is published. The call keeps a reference to its input until it has
 // read it.
-template <class T, class Fn, Input kInput>
+template <class T, class Fn, Input kInput, class Access = FutureInput<T>>
 class CallState final
     : public SharedState<
-          typename UnwrapFuture<typename CallResult<T, Fn, kInput>::type>::type>,
-      public Continuation {
-  using Raw = typename CallResult<T, Fn, kInput>::type;
+          typename UnwrapFuture<typename CallResult<T, Fn, kInput, Access>::type>::type>,
+      public Access::Listener {
+  using Raw = typename CallResult<T, Fn, kInput, Access>::type;
+  using InputState = typename Access::State;
   static constexpr bool kFlattens = IsFuture<Raw>::value;
 
  public:
   using Result = typename UnwrapFuture<Raw>::type;
 
   template <class F>
-  CallState(SharedState<T>* input, F&& fn)
+  CallState(InputState* input, F&& fn)
       : SharedState<Result>(/*references=*/2), input_(input) {
     fn_.emplace(std::forward<F>(fn));
   }
@@ -118,12 +135,11 @@ class CallState final
 
   Raw Call() {
     if constexpr (kInput == Input::kWholeFuture) {
-      return std::invoke(std::move(*fn_),
-                         FutureAccess::Adopt(std::exchange(input_, nullptr)));
+      return std::invoke(std::move(*fn_), Access::Adopt(std::exchange(input_, nullptr)));
     } else if constexpr (kInput == Input::kNothing || std::is_void_v<T>) {
       return std::invoke(std::move(*fn_));
     } else {
-      return std::invoke(std::move(*fn_), std::move(input_->value()));
+      return std::invoke(std::move(*fn_), Access::Value(*input_));
     }
   }
 
@@ -134,8 +150,8 @@ class CallState final
       inner = FutureAccess::Release(future);
       if (inner == nullptr) {
         throw std::logic_error(
-            "a callable given to weft::Future::Then or weft::Async returned an invalid "
-            "(default-constructed or moved-from) future");
+            "a callable given to weft::Future::Then, weft::SharedFuture::Then or "
+            "weft::Async returned an invalid (default-constructed or moved-from) future");
       }
     } catch (...) {
       this->StoreException(std::current_exception());
@@ -160,7 +176,7 @@ class CallState final
     return next;
   }
 
-  SharedState<T>* input_;
+  InputState* input_;
   std::optional<Fn> fn_;
   std::conditional_t<kFlattens, Forwarder, NoForwarder> forwarder_;
 };
