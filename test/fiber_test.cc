@@ -195,6 +195,33 @@ TEST_P(FiberTest, JoinableDetachAndMoveBehaveLikeStdThread) {
   EXPECT_EQ(102, ran.load());
 }
 
+// Like std::thread::get_id: the handle's id is the one the fiber sees itself,
+// distinct per fiber, and empty (0) once the handle is not joinable.
+TEST_P(FiberTest, GetIdMatchesTheFibersOwnIdUntilJoinOrDetach) {
+  std::atomic<std::uint64_t> own_ids[2] = {{0}, {0}};
+  std::atomic<bool> go{false};
+  Fiber first([&] {
+    own_ids[0] = this_fiber::GetId();
+    testing::WaitOrAbort(testing::PollUntil([&] { return go.load(); }, "the test"));
+  });
+  Fiber second([&] { own_ids[1] = this_fiber::GetId(); });
+  const std::uint64_t first_id = first.GetId();
+  const std::uint64_t second_id = second.GetId();
+  EXPECT_NE(first_id, 0u);
+  EXPECT_NE(first_id, second_id);
+  go = true;
+  first.Join();
+  second.Join();
+  EXPECT_EQ(own_ids[0].load(), first_id);
+  EXPECT_EQ(own_ids[1].load(), second_id);
+  EXPECT_EQ(first.GetId(), 0u) << "a joined handle has no id";
+  Fiber detached([] {});
+  EXPECT_NE(detached.GetId(), 0u);
+  detached.Detach();
+  EXPECT_EQ(detached.GetId(), 0u);
+  EXPECT_EQ(Fiber().GetId(), 0u);
+}
+
 TEST_P(FiberTest, DispatchFromPlainThreadStillRunsTheFiber) {
   FiberAttributes attrs;
   attrs.launch_policy = Launch::kDispatch;

@@ -213,6 +213,24 @@ struct PromiseOnTheWaitersStack {
   static void Signal(Object* promise) { promise->SetValue("value"); }
 };
 
+// Many consumers share the value; the one waiting here destroys the promise
+// as soon as its BlockingGet returns.
+struct SharedFuturePromise {
+  static constexpr const char* kName = "a promise behind a SharedFuture";
+  using Object = Promise<int>;
+  template <class Publish>
+  static void WaitRound(Publish publish) {
+    auto* promise = new Promise<int>;
+    SharedFuture<int> shared = promise->GetFuture().Share();
+    SharedFuture<int> copy = shared;
+    publish(promise);
+    EXPECT_EQ(BlockingGet(copy), 3);
+    delete promise;
+    EXPECT_EQ(BlockingGet(shared), 3);
+  }
+  static void Signal(Object* promise) { promise->SetValue(3); }
+};
+
 struct LatchCountDown {
   static constexpr const char* kName = "FiberLatch";
   using Object = FiberLatch;
@@ -433,6 +451,9 @@ TEST_P(LifetimeTest, PromiseOnTheHeapMayGoWhenBlockingGetReturns) {
 TEST_P(LifetimeTest, PromiseOnTheWaitersStackMayGoWhenBlockingGetReturns) {
   RunRounds<PromiseOnTheWaitersStack>();
 }
+TEST_P(LifetimeTest, PromiseOfASharedFutureMayGoWhenBlockingGetReturns) {
+  RunRounds<SharedFuturePromise>();
+}
 TEST_P(LifetimeTest, LatchMayGoWhenWaitReturns) { RunRounds<LatchCountDown>(); }
 TEST_P(LifetimeTest, EventMayGoWhenWaitReturns) { RunRounds<EventSet>(); }
 TEST_P(LifetimeTest, SemaphoreMayGoWhenAcquireReturns) { RunRounds<SemaphoreRelease>(); }
@@ -458,13 +479,12 @@ TEST_P(LifetimeTest, SharedMutexMayGoWhenLockSharedReturns) {
 TEST_P(LifetimeTest, SeqLockMayGoWhenAReadSucceeds) { RunRounds<SeqLockWriterUnlock>(); }
 
 // The signaller of a timer is its callback's fiber, and of a join the joined
-// fiber: only the waiter's side and the placement vary.
+// fiber: these run with fiber signallers only.
+class FiberSignallerLifetimeTest : public LifetimeTest {};
 
 // Whatever a timer's callback captured is gone when KillTimer returns, and the
 // callback no longer runs: the caller may free what it used.
-TEST_P(LifetimeTest, WhatATimerCallbackUsesMayGoWhenKillTimerReturns) {
-  if (signaller() != Side::kFiber)
-    GTEST_SKIP() << "a timer callback always runs in a fiber";
+TEST_P(FiberSignallerLifetimeTest, WhatATimerCallbackUsesMayGoWhenKillTimerReturns) {
   struct Used {
     FiberEvent fired;
     std::atomic<int> touches{0};
@@ -498,8 +518,7 @@ TEST_P(LifetimeTest, WhatATimerCallbackUsesMayGoWhenKillTimerReturns) {
 
 // A joinable fiber's callable and FiberLocals are destroyed before Join()
 // returns.
-TEST_P(LifetimeTest, WhatAJoinedFiberUsesMayGoWhenJoinReturns) {
-  if (signaller() != Side::kFiber) GTEST_SKIP() << "the joined party is always a fiber";
+TEST_P(FiberSignallerLifetimeTest, WhatAJoinedFiberUsesMayGoWhenJoinReturns) {
   struct Used {
     std::atomic<int> touches{0};
   };
@@ -539,6 +558,13 @@ INSTANTIATE_TEST_SUITE_P(
     Sides, LifetimeTest,
     ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
                        ::testing::Values(Side::kFiber, Side::kThread),
+                       ::testing::Values(Placement::kOneCpu, Placement::kTwoCpus)),
+    LifetimeName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Sides, FiberSignallerLifetimeTest,
+    ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
+                       ::testing::Values(Side::kFiber),
                        ::testing::Values(Placement::kOneCpu, Placement::kTwoCpus)),
     LifetimeName);
 

@@ -266,17 +266,17 @@ TEST_P(TimedWaitLimitsTest, LatchEventAndSemaphore) {
 
 TEST_P(TimedWaitLimitsTest, BlockingTryGet) {
   OnWaiterSide([&] {
-    ForEachAtOnceDuration([&](auto d) {
+    ForEachAtOnce([&](auto limit) {
       Promise<int> promise;
-      EXPECT_FALSE(BlockingTryGet(promise.GetFuture(), d).has_value());
+      EXPECT_FALSE(BlockingTryGet(promise.GetFuture(), limit).has_value());
     });
   });
-  ForEachUnboundedDuration([&](auto d) {
+  ForEachUnbounded([&](auto limit) {
     Promise<int> promise;
     Future<int> future = promise.GetFuture();
     ExpectWaitsUntilReleased(
         [&] {
-          auto value = BlockingTryGet(std::move(future), d);
+          auto value = BlockingTryGet(std::move(future), limit);
           return value.has_value() && *value == 5;
         },
         [&] { promise.SetValue(5); });
