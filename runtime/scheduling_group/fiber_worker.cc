@@ -26,6 +26,13 @@ constexpr std::chrono::microseconds kSpinBudget{30};
 constexpr int kSpinCheckInterval = 64;
 // Consecutive local picks before the shared queue is served first.
 constexpr std::uint32_t kMaxLocalStreak = 16;
+// How long a worker sleeps before it looks for work once more. Placing a fiber
+// on a running worker's local run stack or requeueing a yielder wakes sleepers
+// without a fence (see WakeIfIdleWorkerSleeps), so in a window of a few
+// instructions a worker falling asleep and the placement can miss each other;
+// the second look bounds how long such a fiber can wait when its worker's
+// current fiber does not block. One extra wake-up per sleep, none while asleep.
+constexpr std::chrono::milliseconds kSecondLook{1};
 
 thread_local FiberWorker* current_worker = nullptr;
 
@@ -275,13 +282,18 @@ FiberEntity* FiberWorker::StealIfDue(const std::vector<SchedulingGroup*>& victim
 
 FiberEntity* FiberWorker::WaitForWork() {
   for (;;) {
-    if (FiberEntity* fiber = PopQueue()) return fiber;
-    if (FiberEntity* fiber = TrySteal()) return fiber;
-    if (group_->TryStartSpinning()) {
+    FiberEntity* fiber = PopQueue();
+    if (fiber == nullptr) fiber = TrySteal();
+    if (fiber == nullptr && group_->TryStartSpinning()) {
       stats_.spins.Add();
-      if (FiberEntity* fiber = Spin()) return fiber;
+      // A spinner passes the wake-up on itself.
+      if (FiberEntity* spun = Spin()) return spun;
     }
-    if (FiberEntity* fiber = Sleep()) return fiber;
+    if (fiber == nullptr) fiber = Sleep();
+    if (fiber != nullptr) {
+      group_->PassOnWakeUp();
+      return fiber;
+    }
     if (group_->stopping() && group_->LooksEmpty()) return nullptr;
   }
 }
@@ -300,11 +312,17 @@ FiberEntity* FiberWorker::Spin() {
   }
   const bool was_last = group_->StopSpinning();
   if (found != nullptr) {
-    // Keep a spinner around for the producers' sake; the one we wake pays the
-    // syscall's latency, not them. With every worker of the group busy and work
-    // still queued, an idle peer group may help.
-    if (was_last && !group_->WakeOneSleeper() && may_steal_ && !group_->LooksEmpty()) {
-      group_->WakeIdlePeers(1);
+    if (was_last) {
+      // Producers that saw us spinning woke no one: whatever they queued is
+      // ours to hand on. Keep a spinner around for the producers' sake (the
+      // one we wake pays the syscall's latency, not them); with every worker
+      // of the group busy and work still queued, an idle peer group may help.
+      // The fence pairs with AnnounceSleep's: either we see a sleeper's bit
+      // or it sees the queued work.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!group_->WakeOneSleeper() && may_steal_ && !group_->LooksEmpty()) {
+        group_->WakeIdlePeers(1);
+      }
     }
     return found;
   }
@@ -320,11 +338,9 @@ FiberEntity* FiberWorker::Sleep() {
   if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
   if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
   if (fiber != nullptr || group_->stopping()) {
-    if (!group_->WithdrawSleep(index_) && fiber != nullptr) {
-      // A producer chose us to run its fiber; we are awake anyway, but other
-      // work may be waiting, so hand its wake-up to someone else.
-      if (!group_->LooksEmpty()) group_->WakeOneSleeper();
-    }
+    // If a producer had claimed us meanwhile, its wake-up is passed on with
+    // the rest (WaitForWork's PassOnWakeUp).
+    group_->WithdrawSleep(index_);
     return fiber;
   }
   stats_.sleeps.Add();
@@ -334,8 +350,20 @@ FiberEntity* FiberWorker::Sleep() {
     FutexWaitFor(&wake_generation_, generation,
                  std::chrono::nanoseconds(kChaosPatience).count());
   } else {
-    while (wake_generation_.load(std::memory_order_acquire) == generation) {
-      FutexWait(&wake_generation_, generation);
+    FutexWaitFor(&wake_generation_, generation,
+                 std::chrono::nanoseconds(kSecondLook).count());
+    if (wake_generation_.load(std::memory_order_acquire) == generation) {
+      // Not woken: the second look (see kSecondLook). Still announced, so a
+      // producer may claim us meanwhile; WithdrawSleep sorts that out.
+      fiber = PopQueue();
+      if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
+      if (fiber != nullptr) {
+        group_->WithdrawSleep(index_);
+        return fiber;
+      }
+      while (wake_generation_.load(std::memory_order_acquire) == generation) {
+        FutexWait(&wake_generation_, generation);
+      }
     }
   }
   if (wake_generation_.load(std::memory_order_acquire) != generation) {

@@ -123,9 +123,22 @@ class SchedulingGroup {
     if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
     WakeForQueuedWork();
   }
+  // For a worker that leaves idleness with a fiber from the queue (woken,
+  // stealing or about to sleep): if more fibers are queued and no one spins to
+  // take them, wakes a sleeper or an idle peer group. Producers wake at most
+  // one worker per fiber, and none while a spinner is counted, so a worker
+  // that takes one of a burst passes the wake-up on (as a spinner does).
+  void PassOnWakeUp() {
+    if (LooksEmpty()) return;
+    // Pairs with the fence in AnnounceSleep: either we see a worker's sleeper
+    // bit, or that worker sees the queued fibers before it sleeps.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    WakeForQueuedWork();
+  }
   // Wakes a sleeper when no one spins, without a fence: may miss a worker that
-  // is just falling asleep. Only for work that the calling worker is bound to
-  // pick up itself.
+  // is just falling asleep, which then finds the work on its second look (see
+  // FiberWorker::Sleep). Only for work that the calling worker is bound to
+  // pick up itself once its current fiber blocks.
   void WakeIfIdleWorkerSleeps() {
     if (spinners_.load(std::memory_order_relaxed) == 0 &&
         sleeping_mask_.load(std::memory_order_relaxed) != 0) {

@@ -68,14 +68,36 @@ void WaitQueue::Link(Waiter* waiter) {
   tail_ = waiter;
 }
 
+void WaitQueue::LinkFront(Waiter* waiter) {
+  waiter->prev = nullptr;
+  waiter->next = head_;
+  waiter->queued = true;
+  if (head_ == nullptr) {
+    tail_ = waiter;
+  } else {
+    head_->prev = waiter;
+  }
+  head_ = waiter;
+}
+
 void WaitQueue::Park(Waiter* waiter, Spinlock& lock) {
-  FiberWorker* worker = CurrentWorker();
-  waiter->fiber = worker != nullptr ? worker->current_fiber() : nullptr;
   Link(waiter);
+  Suspend(waiter, lock);
+}
+
+void WaitQueue::ParkFront(Waiter* waiter, Spinlock& lock) {
+  LinkFront(waiter);
+  Suspend(waiter, lock);
+}
+
+void WaitQueue::Suspend(Waiter* waiter, Spinlock& lock) {
+  FiberWorker* worker = CurrentWorker();
+  waiter->fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
   if (waiter->fiber != nullptr) {
     worker->SwitchAway(AfterSwitch::kUnlock, &lock);
     return;
   }
+  waiter->woken.store(0, std::memory_order_relaxed);
   lock.unlock();
   while (waiter->woken.load(std::memory_order_acquire) == 0) {
     FutexWait(&waiter->woken, 0);
@@ -93,8 +115,9 @@ bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
     return false;
   }
   FiberWorker* worker = CurrentWorker();
-  waiter->fiber = worker != nullptr ? worker->current_fiber() : nullptr;
+  waiter->fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
   waiter->timed_out = false;
+  waiter->woken.store(0, std::memory_order_relaxed);
   Link(waiter);
 
   if (waiter->fiber == nullptr) {

@@ -7,7 +7,8 @@
 // after the caller can no longer miss a Wake(): a fiber's context is saved before
 // the next context releases the lock; a thread re-checks its futex word.
 //
-// Waiter objects live on the waiter's stack for exactly as long as it is queued.
+// Waiter objects live on the waiter's stack for exactly as long as it is queued;
+// one may be parked again after it was woken.
 //
 // Timed waits (ParkUntil) are the timed-wait core of every primitive: the
 // timeout and a Wake() race under the owner's lock, and exactly one wins. The
@@ -61,6 +62,10 @@ class WaitQueue {
   // (Park never re-acquires it).
   void Park(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
 
+  // Park() at the front of the queue: for a waiter that was woken, lost the
+  // race for what it was woken for, and waits again without losing its place.
+  void ParkFront(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
+
   // Park() that gives up at `deadline`. Returns true when woken by Wake(),
   // false when the deadline passed first (the waiter is then unlinked, and no
   // Wake() will ever reach it). A deadline already past returns false at once
@@ -88,6 +93,9 @@ class WaitQueue {
 
  private:
   void Link(Waiter* waiter);
+  void LinkFront(Waiter* waiter);
+  // Suspends the caller, already linked, until Wake(waiter); releases `lock`.
+  void Suspend(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
 
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
