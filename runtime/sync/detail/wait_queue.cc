@@ -56,10 +56,21 @@ struct ParkTimeout {
 
 }  // namespace
 
-void WaitQueue::Link(Waiter* waiter) {
+void WaitQueue::Link(Waiter* waiter, Where where) {
+  waiter->queued = true;
+  if (where == Where::kFront) {
+    waiter->prev = nullptr;
+    waiter->next = head_;
+    if (head_ == nullptr) {
+      tail_ = waiter;
+    } else {
+      head_->prev = waiter;
+    }
+    head_ = waiter;
+    return;
+  }
   waiter->next = nullptr;
   waiter->prev = tail_;
-  waiter->queued = true;
   if (tail_ == nullptr) {
     head_ = waiter;
   } else {
@@ -68,25 +79,8 @@ void WaitQueue::Link(Waiter* waiter) {
   tail_ = waiter;
 }
 
-void WaitQueue::LinkFront(Waiter* waiter) {
-  waiter->prev = nullptr;
-  waiter->next = head_;
-  waiter->queued = true;
-  if (head_ == nullptr) {
-    tail_ = waiter;
-  } else {
-    head_->prev = waiter;
-  }
-  head_ = waiter;
-}
-
-void WaitQueue::Park(Waiter* waiter, Spinlock& lock) {
-  Link(waiter);
-  Suspend(waiter, lock);
-}
-
-void WaitQueue::ParkFront(Waiter* waiter, Spinlock& lock) {
-  LinkFront(waiter);
+void WaitQueue::Park(Waiter* waiter, Spinlock& lock, Where where) {
+  Link(waiter, where);
   Suspend(waiter, lock);
 }
 
@@ -105,9 +99,9 @@ void WaitQueue::Suspend(Waiter* waiter, Spinlock& lock) {
 }
 
 bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
-                          std::chrono::steady_clock::time_point deadline) {
+                          std::chrono::steady_clock::time_point deadline, Where where) {
   if (deadline == kNoDeadline) {
-    Park(waiter, lock);
+    Park(waiter, lock, where);
     return true;
   }
   if (deadline <= std::chrono::steady_clock::now()) {
@@ -118,7 +112,7 @@ bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
   waiter->fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
   waiter->timed_out = false;
   waiter->woken.store(0, std::memory_order_relaxed);
-  Link(waiter);
+  Link(waiter, where);
 
   if (waiter->fiber == nullptr) {
     lock.unlock();

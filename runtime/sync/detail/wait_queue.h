@@ -40,6 +40,11 @@ struct Waiter {
 
 class WaitQueue {
  public:
+  // Where a parking waiter joins the queue: behind the others, or in front,
+  // for one that was woken, lost the race for what it was woken for, and waits
+  // again without losing its place.
+  enum class Where { kBack, kFront };
+
   WaitQueue() = default;
   WaitQueue(const WaitQueue&) = delete;
   WaitQueue& operator=(const WaitQueue&) = delete;
@@ -60,11 +65,8 @@ class WaitQueue {
   // Appends the caller as `waiter` and suspends it until Wake(waiter). `lock`
   // must be held and guard this queue; it is released by the time Park returns
   // (Park never re-acquires it).
-  void Park(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
-
-  // Park() at the front of the queue: for a waiter that was woken, lost the
-  // race for what it was woken for, and waits again without losing its place.
-  void ParkFront(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
+  void Park(Waiter* waiter, Spinlock& lock, Where where = Where::kBack)
+      WEFT_RELEASE(lock);
 
   // Park() that gives up at `deadline`. Returns true when woken by Wake(),
   // false when the deadline passed first (the waiter is then unlinked, and no
@@ -72,7 +74,8 @@ class WaitQueue {
   // without queueing; kNoDeadline (deadline.h) is Park(). `lock` is released
   // by the time it returns, either way.
   bool ParkUntil(Waiter* waiter, Spinlock& lock,
-                 std::chrono::steady_clock::time_point deadline) WEFT_RELEASE(lock);
+                 std::chrono::steady_clock::time_point deadline, Where where = Where::kBack)
+      WEFT_RELEASE(lock);
 
   // Unlinks and returns the oldest waiter, or nullptr. Call with the lock held,
   // then Wake() the result (preferably after releasing the lock).
@@ -92,8 +95,7 @@ class WaitQueue {
   static void WakeAll(Waiter* list);
 
  private:
-  void Link(Waiter* waiter);
-  void LinkFront(Waiter* waiter);
+  void Link(Waiter* waiter, Where where);
   // Suspends the caller, already linked, until Wake(waiter); releases `lock`.
   void Suspend(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
 
