@@ -45,6 +45,8 @@ struct Target {
     kFasterThanPeer,
     // weft's figure is at most `factor`, in the workload's unit.
     kAtMost,
+    // weft's figure is at least `factor`, in the workload's unit.
+    kAtLeast,
   };
   Kind kind;
   double factor;

@@ -507,6 +507,8 @@ class Comparison {
         return "≤ " + factor + " W0";
       case Target::Kind::kAtMost:
         return "≤ " + FormatFigure(workload, target.factor);
+      case Target::Kind::kAtLeast:
+        return "≥ " + FormatFigure(workload, target.factor);
       case Target::Kind::kFasterThanPeer:
         break;
     }
@@ -534,6 +536,11 @@ class Comparison {
       case Target::Kind::kAtMost:
         if (!weft) return "not measured";
         shortfall = *weft / target.factor;
+        break;
+      case Target::Kind::kAtLeast:
+        if (!weft) return "not measured";
+        if (*weft <= 0) return "missed";
+        shortfall = target.factor / *weft;
         break;
       case Target::Kind::kFasterThanPeer: {
         const std::optional<double> advantage = Advantage(workload, target.peer);
