@@ -612,6 +612,7 @@ int main(int argc, char** argv) {
   AddLatencyMeasurements(scale);
   AddResourceMeasurements(scale);
   AddFanOutMeasurements(scale);
+  AddContentionMeasurements(scale);
   if (!FLAGS_child.empty()) return RunChild(FLAGS_child);
   RegisterMeasurements();
 
