@@ -1,6 +1,7 @@
-// weft_showcase: the workload runner. Runs the workloads of BENCHMARKS.md on weft
-// and its peers (Boost.Fiber and std::thread in this process, Go goroutines
-// through benchmark/peers/go when --go_peer names its program), then prints one
+// weft_showcase: the workload runner. Runs the workloads of BENCHMARKS.md (W0-W9)
+// and the contention family (C1-C5, contention_bench.cc) on weft and its peers
+// (Boost.Fiber and std::thread in this process, Go goroutines through
+// benchmark/peers/go when --go_peer names its program), then prints one
 // `workload runtime value unit` line per figure and a table that compares them
 // and checks weft's targets. --results_csv / --results_json keep the figures for
 // tools/plot_benchmarks.sh.
