@@ -107,6 +107,7 @@ struct WeftContentionKit {
   // On a plain thread among the fibers: std::this_thread::yield().
   static void Yield() { this_fiber::Yield(); }
   static void Acquire(Semaphore& semaphore) { semaphore.Acquire(); }
+  static bool TryAcquire(Semaphore& semaphore) { return semaphore.TryAcquire(); }
   static void Release(Semaphore& semaphore) { semaphore.Release(); }
   static bool Push(Channel& channel, std::int64_t value) { return channel.Push(value); }
   static bool Pop(Channel& channel, std::int64_t* value) {
@@ -130,6 +131,7 @@ struct StdContentionKit {
   static void Join(std::thread& thread) { thread.join(); }
   static void Yield() { std::this_thread::yield(); }
   static void Acquire(Semaphore& semaphore) { semaphore.acquire(); }
+  static bool TryAcquire(Semaphore& semaphore) { return semaphore.try_acquire(); }
   static void Release(Semaphore& semaphore) { semaphore.release(); }
   static bool Push(Channel& channel, std::int64_t value) { return channel.Push(value); }
   static bool Pop(Channel& channel, std::int64_t* value) { return channel.Pop(value); }
@@ -200,8 +202,9 @@ double RunContenders(int parties, int plain_threads, const Body& body) {
   return gate.Seconds();
 }
 
-// C1: each contender acquires `permits`-unit semaphore `rounds` times; while it
-// holds a unit it counts the holders inside (itself included) and yields.
+// C1: each contender acquires a `permits`-unit semaphore `rounds` times; while
+// it holds a unit it counts the holders inside (itself included) and yields.
+// Afterwards exactly `permits` units must be free.
 template <class Kit>
 Outcome SemaphoreContention(int contenders, int plain_threads, int permits, int rounds) {
   typename Kit::Semaphore semaphore(permits);
@@ -237,6 +240,13 @@ Outcome SemaphoreContention(int contenders, int plain_threads, int permits, int 
   if (most > permits) {
     outcome.error = std::to_string(most) + " holders were inside a semaphore of " +
                     std::to_string(permits) + " permits";
+  }
+  int free_units = 0;
+  while (free_units <= permits && Kit::TryAcquire(semaphore)) ++free_units;
+  if (free_units != permits && outcome.error.empty()) {
+    outcome.error = "a semaphore of " + std::to_string(permits) + " permits had " +
+                    (free_units > permits ? "more than " : "") +
+                    std::to_string(free_units) + " free units after every release";
   }
   return outcome;
 }

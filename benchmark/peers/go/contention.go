@@ -61,6 +61,10 @@ func measureSemaphore(permits int) func(s sizes) ([]line, error) {
 				most[g] = max
 			})
 			stop()
+			if len(semaphore) != 0 {
+				return nil, fmt.Errorf("the semaphore of %d permits held %d units after every release",
+					permits, len(semaphore))
+			}
 			for g := range sums {
 				if most[g] > int64(permits) {
 					return nil, fmt.Errorf("%d holders were inside a semaphore of %d permits",
