@@ -45,6 +45,8 @@ struct Target {
     kFasterThanPeer,
     // weft's figure is at most `factor`, in the workload's unit.
     kAtMost,
+    // weft's figure is at least `factor`, in the workload's unit.
+    kAtLeast,
   };
   Kind kind;
   double factor;
@@ -154,6 +156,7 @@ void AddPingPongMeasurements(const Scale& scale);       // W4, W5
 void AddLatencyMeasurements(const Scale& scale);        // W6
 void AddResourceMeasurements(const Scale& scale);       // W7, W8
 void AddFanOutMeasurements(const Scale& scale);         // W9
+void AddContentionMeasurements(const Scale& scale);     // C1-C5
 
 // Measurements that must run alone in a fresh process of this program (an idle
 // runtime's CPU use, resident memory) register their body with AddChildBody and

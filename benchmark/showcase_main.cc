@@ -1,6 +1,7 @@
-// weft_showcase: the workload runner. Runs the workloads of BENCHMARKS.md on weft
-// and its peers (Boost.Fiber and std::thread in this process, Go goroutines
-// through benchmark/peers/go when --go_peer names its program), then prints one
+// weft_showcase: the workload runner. Runs the workloads of BENCHMARKS.md (W0-W9)
+// and the contention family (C1-C5, contention_bench.cc) on weft and its peers
+// (Boost.Fiber and std::thread in this process, Go goroutines through
+// benchmark/peers/go when --go_peer names its program), then prints one
 // `workload runtime value unit` line per figure and a table that compares them
 // and checks weft's targets. --results_csv / --results_json keep the figures for
 // tools/plot_benchmarks.sh.
@@ -507,6 +508,8 @@ class Comparison {
         return "≤ " + factor + " W0";
       case Target::Kind::kAtMost:
         return "≤ " + FormatFigure(workload, target.factor);
+      case Target::Kind::kAtLeast:
+        return "≥ " + FormatFigure(workload, target.factor);
       case Target::Kind::kFasterThanPeer:
         break;
     }
@@ -534,6 +537,11 @@ class Comparison {
       case Target::Kind::kAtMost:
         if (!weft) return "not measured";
         shortfall = *weft / target.factor;
+        break;
+      case Target::Kind::kAtLeast:
+        if (!weft) return "not measured";
+        if (*weft <= 0) return "missed";
+        shortfall = target.factor / *weft;
         break;
       case Target::Kind::kFasterThanPeer: {
         const std::optional<double> advantage = Advantage(workload, target.peer);
@@ -605,6 +613,7 @@ int main(int argc, char** argv) {
   AddLatencyMeasurements(scale);
   AddResourceMeasurements(scale);
   AddFanOutMeasurements(scale);
+  AddContentionMeasurements(scale);
   if (!FLAGS_child.empty()) return RunChild(FLAGS_child);
   RegisterMeasurements();
 

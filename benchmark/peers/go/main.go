@@ -1,5 +1,6 @@
 // Command weft_go_peer runs the Go side of the benchmark workloads of
-// BENCHMARKS.md (W2a to W9) and prints one `workload go value unit` line per
+// BENCHMARKS.md (W2a to W9) and of the contention family (C1 to C5,
+// contention.go) and prints one `workload go value unit` line per
 // figure, the format weft_showcase prints for weft and its C++ peers, so that a
 // runner can put the runtimes side by side.
 //
@@ -36,14 +37,23 @@ type sizes struct {
 	w9Requests    int
 	w9MeanSleepUS float64
 	w9Sleeps      int
+	// C1-C5 (contention.go)
+	cContenders int
+	cBatches    int
+	cRounds     int
+	cWriteEvery int
+	cCapacity   int
+	cValues     int
+	cHerds      int
+	cPhases     int
 }
 
 // sizeFlagNames lists the flags that set sizes, for passing them on to a child.
 var sizeFlagNames []string
 
 // quickSizes shrinks the workloads 10-20x for -quick, except where a flag was
-// given explicitly. W3 keeps a power of 10; W5 keeps its 64 goroutines and W9 its
-// sleep distribution, which are the shape of the workload rather than its length.
+// given explicitly. W3 keeps a power of 10; W5 keeps its 64 goroutines, W9 its
+// sleep distribution and C1-C5 their 1000 goroutines and capacities, which are the shape of the workload rather than its length.
 var quickSizes = map[string]string{
 	"w2a_n":       "20000",
 	"w2b_n":       "10000",
@@ -55,6 +65,11 @@ var quickSizes = map[string]string{
 	"w7_seconds":  "0.2",
 	"w8_n":        "10000",
 	"w9_requests": "1000",
+	"c_batches":   "3",
+	"c_rounds":    "10",
+	"c_values":    "20",
+	"c_herds":     "10",
+	"c_phases":    "20",
 }
 
 func defineSizeFlags(fs *flag.FlagSet, s *sizes) {
@@ -80,6 +95,14 @@ func defineSizeFlags(fs *flag.FlagSet, s *sizes) {
 	intFlag(&s.w9Requests, "w9_requests", 10000, "W9: concurrent requests")
 	floatFlag(&s.w9MeanSleepUS, "w9_mean_sleep_us", 50, "W9: mean of the exponentially distributed sleeps, in µs")
 	intFlag(&s.w9Sleeps, "w9_sleeps", 4, "W9: sleeps (each followed by the locked increment) per request")
+	intFlag(&s.cContenders, "c_contenders", 1000, "C1-C5: goroutines (C3: half send, half receive; C4: waiters)")
+	intFlag(&s.cBatches, "c_batches", 5, "C1-C5: batches per measurement, each with fresh goroutines; times are summed")
+	intFlag(&s.cRounds, "c_rounds", 50, "C1, C2: acquisitions (C2: operations) per goroutine and batch")
+	intFlag(&s.cWriteEvery, "c_write_every", 64, "C2: one operation in this many is a write")
+	intFlag(&s.cCapacity, "c_capacity", 16, "C3: capacity of the channel")
+	intFlag(&s.cValues, "c_values", 100, "C3: values per sender and batch")
+	intFlag(&s.cHerds, "c_herds", 40, "C4: Broadcast herds per batch")
+	intFlag(&s.cPhases, "c_phases", 100, "C5: barrier phases per batch")
 }
 
 // validate says which flag is out of range, and what the range is.
@@ -91,12 +114,18 @@ func (s sizes) validate() error {
 		{"w2a_n", s.w2aN}, {"w2b_n", s.w2bN}, {"w2b_rounds", s.w2bRounds},
 		{"w4_n", s.w4N}, {"w5_goroutines", s.w5Goroutines}, {"w5_m", s.w5M},
 		{"w6_samples", s.w6Samples}, {"w8_n", s.w8N}, {"w9_requests", s.w9Requests},
-		{"w9_sleeps", s.w9Sleeps},
+		{"w9_sleeps", s.w9Sleeps}, {"c_batches", s.cBatches}, {"c_rounds", s.cRounds},
+		{"c_write_every", s.cWriteEvery}, {"c_capacity", s.cCapacity}, {"c_values", s.cValues},
+		{"c_herds", s.cHerds}, {"c_phases", s.cPhases},
 	}
 	for _, p := range positive {
 		if p.value < 1 {
 			return fmt.Errorf("-%s is %d; it must be at least 1", p.name, p.value)
 		}
+	}
+	if s.cContenders < 2 {
+		return fmt.Errorf("-c_contenders is %d; it must be at least 2 (C3 needs a sender and a receiver)",
+			s.cContenders)
 	}
 	if !isPowerOf10(s.w3Leaves) || s.w3Leaves > 1e9 {
 		return fmt.Errorf("-w3_leaves is %d; it must be a power of 10 from 1 to 1000000000", s.w3Leaves)
@@ -150,6 +179,19 @@ var workloads = []workload{
 	{id: "W7", measure: measureIdleCost, isolated: true},
 	{id: "W8", measure: measureParkedMemory, isolated: true},
 	{id: "W9", measure: measureFanOut},
+	{id: "C1-N1", measure: measureSemaphore(1), warmUp: oneBatch},
+	{id: "C1-N3", measure: measureSemaphore(3), warmUp: oneBatch},
+	{id: "C1-N16", measure: measureSemaphore(16), warmUp: oneBatch},
+	{id: "C2", measure: measureSharedReaders, warmUp: oneBatch},
+	{id: "C3", measure: measureChannel, warmUp: oneBatch},
+	{id: "C4", measure: measureHerd, warmUp: oneBatch},
+	{id: "C5", measure: measureBarrier, warmUp: oneBatch},
+}
+
+// oneBatch is the warm-up of C1-C5: one batch, as the C++ side's untimed one.
+func oneBatch(s sizes) sizes {
+	s.cBatches = 1
+	return s
 }
 
 func workloadIDs() []string {
