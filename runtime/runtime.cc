@@ -304,14 +304,16 @@ void DumpRuntimeStats(std::ostream& out) {
          << " timers-pending " << group.timers_pending << " spins " << group.spins
          << " sleeps " << group.sleeps << " wakeups " << group.wakeups
          << " steals-in-node " << group.steals_within_numa_node << " steals-cross-node "
-         << group.steals_across_numa_nodes << "\n";
+         << group.steals_across_numa_nodes << " stranded-rescues "
+         << group.stranded_rescues << "\n";
     for (std::size_t w = 0; w < group.workers.size(); ++w) {
       const WorkerStats& worker = group.workers[w];
       text << "  worker " << w << ": created " << worker.fibers_created << " finished "
            << worker.fibers_finished << " switches " << worker.switches << " spins "
            << worker.spins << " sleeps " << worker.sleeps << " wakeups " << worker.wakeups
            << " steals-in-node " << worker.steals_within_numa_node
-           << " steals-cross-node " << worker.steals_across_numa_nodes << "\n";
+           << " steals-cross-node " << worker.steals_across_numa_nodes
+           << " stranded-rescues " << worker.stranded_rescues << "\n";
     }
   }
   out << text.str() << std::flush;

@@ -86,6 +86,10 @@ struct WorkerStats {
   // Fibers it took from the queues of other groups on its NUMA node / on others.
   std::uint64_t steals_within_numa_node = 0;
   std::uint64_t steals_across_numa_nodes = 0;
+  // Fibers it took from the local run stack of another worker of its group
+  // that had not switched fibers for a while (preempted by the system, or
+  // running a fiber that does not block) while it was running fibers itself.
+  std::uint64_t stranded_rescues = 0;
 };
 
 struct SchedulingGroupStats {
@@ -110,6 +114,7 @@ struct SchedulingGroupStats {
   std::uint64_t wakeups = 0;
   std::uint64_t steals_within_numa_node = 0;
   std::uint64_t steals_across_numa_nodes = 0;
+  std::uint64_t stranded_rescues = 0;
   std::vector<WorkerStats> workers;
 };
 

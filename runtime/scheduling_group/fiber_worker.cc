@@ -26,6 +26,10 @@ constexpr std::chrono::microseconds kSpinBudget{30};
 constexpr int kSpinCheckInterval = 64;
 // Consecutive local picks before the shared queue is served first.
 constexpr std::uint32_t kMaxLocalStreak = 16;
+// RescueStranded: how often a running worker looks at another's local run
+// stack, and how long that one must have gone without a switch.
+constexpr std::uint32_t kRescueInterval = 64;
+constexpr std::chrono::microseconds kStrandedAfter{50};
 // How long a worker sleeps before it looks for work once more. Placing a fiber
 // on a running worker's local run stack or requeueing a yielder wakes sleepers
 // without a fence (see WakeIfIdleWorkerSleeps), so in a window of a few
@@ -94,6 +98,7 @@ FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<
 
 void FiberWorker::Start() {
   seen_local_.assign(group_->worker_count(), ~std::uint64_t{0});
+  peer_progress_.assign(group_->worker_count(), PeerProgress{});
   may_steal_ = group_->may_steal();
   chaos_ = group_->chaos_migration() && group_->worker_count() > 1;
   // Workers of a group start their steal rounds at different victims.
@@ -141,6 +146,10 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
 }
 
 __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
+  if (WEFT_UNLIKELY(--picks_until_rescue_ == 0)) {
+    picks_until_rescue_ = kRescueInterval;
+    if (FiberEntity* fiber = RescueStranded()) return fiber;
+  }
   if (local_.size() != 0) {
     if (++local_streak_ <= kMaxLocalStreak) {
       if (FiberEntity* fiber = local_.PopNewest()) return fiber;
@@ -242,6 +251,32 @@ FiberEntity* FiberWorker::StealLocal(FiberWorker* other, bool patient) {
     }
   }
   return other->local_.PopOldest();
+}
+
+__attribute__((noinline)) FiberEntity* FiberWorker::RescueStranded() {
+  const std::size_t n = group_->worker_count();
+  if (n < 2 || chaos_) return nullptr;
+  rescue_cursor_ = (rescue_cursor_ + 1) % n;
+  if (rescue_cursor_ == index_) rescue_cursor_ = (rescue_cursor_ + 1) % n;
+  FiberWorker* peer = group_->worker(rescue_cursor_);
+  PeerProgress& seen = peer_progress_[rescue_cursor_];
+  if (peer->local_.size() == 0) {
+    seen.stalled_since = {};
+    return nullptr;
+  }
+  const std::uint64_t switches = peer->stats_.switches.Get();
+  const auto now = std::chrono::steady_clock::now();
+  if (seen.stalled_since == std::chrono::steady_clock::time_point{} ||
+      switches != seen.switches) {
+    seen.switches = switches;
+    seen.stalled_since = now;
+    return nullptr;
+  }
+  if (now - seen.stalled_since < kStrandedAfter) return nullptr;
+  seen.stalled_since = {};
+  FiberEntity* fiber = peer->local_.PopOldest();
+  if (fiber != nullptr) stats_.stranded_rescues.Add();
+  return fiber;
 }
 
 FiberEntity* FiberWorker::StealAnyLocal(bool patient) {
@@ -393,6 +428,7 @@ void FiberWorker::CollectStats(WorkerStats* out) const {
   out->wakeups = stats_.wakeups.Get();
   out->steals_within_numa_node = stats_.steals_within_numa_node.Get();
   out->steals_across_numa_nodes = stats_.steals_across_numa_nodes.Get();
+  out->stranded_rescues = stats_.stranded_rescues.Get();
 }
 
 void FiberMain(SwitchArrival arrival) {

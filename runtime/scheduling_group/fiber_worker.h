@@ -126,6 +126,13 @@ class FiberWorker {
   FiberEntity* Spin();
   FiberEntity* Sleep();
   FiberEntity* StealAnyLocal(bool patient);
+  // Looks at the next other worker of the group, in turn, and takes the
+  // oldest fiber of its local run stack if that worker has not switched
+  // fibers for kStrandedAfter while the stack held fibers: preempted by the
+  // system (more runnable threads than CPUs), or running a fiber that does not
+  // block, it would keep them from running while this worker is running fibers
+  // anyway. Called every kRescueInterval picks; nullptr if nothing is taken.
+  FiberEntity* RescueStranded();
   // One look for work in other groups, counted for the steal ratios: stealing
   // happens on every n-th call, or now with `before_sleep`. nullptr when not
   // due or nothing was found.
@@ -164,6 +171,15 @@ class FiberWorker {
   // Local stack generation of the last scan of each worker, for
   // StealLocal's patience.
   std::vector<std::uint64_t> seen_local_;
+  // RescueStranded's view of each worker: its switch count, and since when it
+  // has had fibers on its local run stack without switching (the epoch: not).
+  struct PeerProgress {
+    std::uint64_t switches = 0;
+    std::chrono::steady_clock::time_point stalled_since{};
+  };
+  std::vector<PeerProgress> peer_progress_;
+  std::size_t rescue_cursor_ = 0;
+  std::uint32_t picks_until_rescue_ = 1;
 
   // Pushed and popped by this worker, popped at the bottom by idle workers of
   // the group.
@@ -174,7 +190,7 @@ class FiberWorker {
 
   struct Counters {
     OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups,
-        steals_within_numa_node, steals_across_numa_nodes;
+        steals_within_numa_node, steals_across_numa_nodes, stranded_rescues;
   };
   alignas(64) Counters stats_;
 

@@ -208,6 +208,7 @@ void SchedulingGroup::CollectStats(SchedulingGroupStats* out) const {
     out->wakeups += w.wakeups;
     out->steals_within_numa_node += w.steals_within_numa_node;
     out->steals_across_numa_nodes += w.steals_across_numa_nodes;
+    out->stranded_rescues += w.stranded_rescues;
   }
   out->fibers_stolen_away = stolen_away_.load(std::memory_order_relaxed);
   // Counters read one by one while they change: clamp a transient negative.

@@ -113,6 +113,39 @@ TEST_P(WakeStressTest, EveryWorkerIsWokenForItsFiber) {
   }
 }
 
+// A fiber placed on the local run stack of a worker whose current fiber does
+// not block is taken by another worker of the group even while that one is
+// busy too (here with a fiber that keeps yielding, so it is never idle and
+// never steals): stranded work does not wait for its worker.
+TEST(StrandedLocalFibers, AreRescuedByABusyWorker) {
+  Runtime runtime(testing::OptionsWithWorkers(2));
+  const std::size_t rounds = testing::Scaled(20, 5);
+  for (std::size_t round = 0; round != rounds; ++round) {
+    std::atomic<int> started{0};
+    std::atomic<bool> child_ran{false};
+    std::atomic<bool> give_up{false};
+    Fiber yielder([&] {
+      ++started;
+      while (!child_ran.load() && !give_up.load()) this_fiber::Yield();
+    });
+    Fiber spinner([&] {
+      ++started;
+      // Both spin without blocking from here on, so each has a worker.
+      while (started.load() != 2 && !give_up.load()) {
+      }
+      ASSERT_TRUE(StartFiberDetached([&] { child_ran = true; }));
+      while (!child_ran.load() && !give_up.load()) {
+      }
+    });
+    const bool ran = testing::PollUntil([&] { return child_ran.load(); }, "the child");
+    give_up = true;
+    spinner.Join();
+    yielder.Join();
+    ASSERT_TRUE(ran) << "round " << round << ": a fiber waited behind a fiber that "
+                     << "never blocks while another worker was running";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, WakeStressTest,
     ::testing::Values(Shape{"ThirtyTwoWorkersInThreeGroups", 32, 0, false, false},

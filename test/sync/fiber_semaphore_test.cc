@@ -3,10 +3,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "runtime/sync/fiber_barrier.h"
+#include "runtime/sync/fiber_latch.h"
 #include "runtime/this_fiber.h"
 #include "test/sync/sync_test_util.h"
 
@@ -87,6 +91,79 @@ TEST_P(FiberSemaphoreTest, BoundsConcurrencyUnderStress) {
 }
 
 WEFT_INSTANTIATE_OVER_WAITERS_AND_NOTIFIERS(FiberSemaphoreTest);
+
+// Liveness under contention: many more contenders than units (fibers and two
+// plain threads). Holders arrive in epochs of as many holders as there are
+// units, and each keeps its unit until every holder of its epoch has arrived
+// (waiting on the epoch's latch), so an epoch completes only with all units in
+// use at once; a unit stuck with a waiter that never runs (or lost) stalls an
+// epoch, and its latch times out. Afterwards every unit is free again, and
+// none more.
+class SemaphoreLivenessTest
+    : public ::testing::TestWithParam<std::tuple<std::size_t, std::ptrdiff_t>> {
+ protected:
+  void SetUp() override { StartRuntime(testing::OptionsWithWorkers(workers())); }
+  void TearDown() override { TerminateRuntime(); }
+  std::size_t workers() const { return std::get<0>(GetParam()); }
+  std::ptrdiff_t units() const { return std::get<1>(GetParam()); }
+};
+
+TEST_P(SemaphoreLivenessTest, EveryEpochHasAllUnitsInUseAtOnceAndNoneIsLost) {
+  const std::ptrdiff_t kUnits = units();
+  const int contenders = static_cast<int>(Scaled(400, 64));
+  constexpr int kPlainThreads = 2;
+  FiberSemaphore semaphore(kUnits);
+  std::vector<std::unique_ptr<FiberLatch>> epochs(Scaled(4000, 500) / kUnits);
+  for (auto& epoch : epochs) epoch = std::make_unique<FiberLatch>(kUnits);
+  std::atomic<std::ptrdiff_t> inside{0};
+  std::atomic<std::ptrdiff_t> most_inside{0};
+  std::atomic<long> arrivals{0};
+  std::atomic<bool> stalled{false};
+  // Contenders keep coming back until every epoch is taken, so that the last
+  // epochs find distinct contenders too.
+  const long total = static_cast<long>(epochs.size()) * kUnits;
+  auto contend = [&] {
+    while (!stalled.load()) {
+      semaphore.Acquire();
+      const std::ptrdiff_t now = inside.fetch_add(1) + 1;
+      std::ptrdiff_t most = most_inside.load();
+      while (now > most && !most_inside.compare_exchange_weak(most, now)) {
+      }
+      const long arrival = arrivals.fetch_add(1);
+      if (arrival < total) {
+        FiberLatch& epoch = *epochs[arrival / kUnits];
+        epoch.CountDown();
+        if (!epoch.WaitFor(testing::kGenerousTimeout)) stalled = true;
+      }
+      inside.fetch_sub(1);
+      semaphore.Release();
+      if (arrival >= total) break;
+    }
+  };
+  {
+    std::vector<Actor> actors;
+    for (int i = 0; i != contenders; ++i) {
+      actors.emplace_back(
+          i < kPlainThreads ? testing::Side::kThread : testing::Side::kFiber, contend);
+    }
+  }
+  ASSERT_FALSE(stalled.load()) << "an epoch never had all " << kUnits
+                               << " units in use at once";
+  EXPECT_EQ(most_inside.load(), kUnits);
+  EXPECT_GE(arrivals.load(), total);
+  for (std::ptrdiff_t i = 0; i != kUnits; ++i) EXPECT_TRUE(semaphore.TryAcquire()) << i;
+  EXPECT_FALSE(semaphore.TryAcquire()) << "a unit appeared from nowhere";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    WorkersAndUnits, SemaphoreLivenessTest,
+    ::testing::Combine(::testing::Values(std::size_t{2}, std::size_t{4}),
+                       ::testing::Values(std::ptrdiff_t{1}, std::ptrdiff_t{3},
+                                         std::ptrdiff_t{16})),
+    [](const auto& info) {
+      return std::to_string(std::get<0>(info.param)) + "Workers" +
+             std::to_string(std::get<1>(info.param)) + "Units";
+    });
 
 TEST(FiberBarrier, PartiesMeetInEveryPhase) {
   Runtime runtime(testing::OptionsWithWorkers(4));

@@ -56,21 +56,10 @@ struct ParkTimeout {
 
 }  // namespace
 
-void WaitQueue::Link(Waiter* waiter, Where where) {
-  waiter->queued = true;
-  if (where == Where::kFront) {
-    waiter->prev = nullptr;
-    waiter->next = head_;
-    if (head_ == nullptr) {
-      tail_ = waiter;
-    } else {
-      head_->prev = waiter;
-    }
-    head_ = waiter;
-    return;
-  }
+void WaitQueue::Link(Waiter* waiter) {
   waiter->next = nullptr;
   waiter->prev = tail_;
+  waiter->queued = true;
   if (tail_ == nullptr) {
     head_ = waiter;
   } else {
@@ -79,19 +68,14 @@ void WaitQueue::Link(Waiter* waiter, Where where) {
   tail_ = waiter;
 }
 
-void WaitQueue::Park(Waiter* waiter, Spinlock& lock, Where where) {
-  Link(waiter, where);
-  Suspend(waiter, lock);
-}
-
-void WaitQueue::Suspend(Waiter* waiter, Spinlock& lock) {
+void WaitQueue::Park(Waiter* waiter, Spinlock& lock) {
   FiberWorker* worker = CurrentWorker();
-  waiter->fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
+  waiter->fiber = worker != nullptr ? worker->current_fiber() : nullptr;
+  Link(waiter);
   if (waiter->fiber != nullptr) {
     worker->SwitchAway(AfterSwitch::kUnlock, &lock);
     return;
   }
-  waiter->woken.store(0, std::memory_order_relaxed);
   lock.unlock();
   while (waiter->woken.load(std::memory_order_acquire) == 0) {
     FutexWait(&waiter->woken, 0);
@@ -99,9 +83,9 @@ void WaitQueue::Suspend(Waiter* waiter, Spinlock& lock) {
 }
 
 bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
-                          std::chrono::steady_clock::time_point deadline, Where where) {
+                          std::chrono::steady_clock::time_point deadline) {
   if (deadline == kNoDeadline) {
-    Park(waiter, lock, where);
+    Park(waiter, lock);
     return true;
   }
   if (deadline <= std::chrono::steady_clock::now()) {
@@ -109,10 +93,9 @@ bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
     return false;
   }
   FiberWorker* worker = CurrentWorker();
-  waiter->fiber = InFiber(worker) ? worker->current_fiber() : nullptr;
+  waiter->fiber = worker != nullptr ? worker->current_fiber() : nullptr;
   waiter->timed_out = false;
-  waiter->woken.store(0, std::memory_order_relaxed);
-  Link(waiter, where);
+  Link(waiter);
 
   if (waiter->fiber == nullptr) {
     lock.unlock();

@@ -7,8 +7,7 @@
 // after the caller can no longer miss a Wake(): a fiber's context is saved before
 // the next context releases the lock; a thread re-checks its futex word.
 //
-// Waiter objects live on the waiter's stack for exactly as long as it is queued;
-// one may be parked again after it was woken.
+// Waiter objects live on the waiter's stack for exactly as long as it is queued.
 //
 // Timed waits (ParkUntil) are the timed-wait core of every primitive: the
 // timeout and a Wake() race under the owner's lock, and exactly one wins. The
@@ -40,11 +39,6 @@ struct Waiter {
 
 class WaitQueue {
  public:
-  // Where a parking waiter joins the queue: behind the others, or in front,
-  // for one that was woken, lost the race for what it was woken for, and waits
-  // again without losing its place.
-  enum class Where { kBack, kFront };
-
   WaitQueue() = default;
   WaitQueue(const WaitQueue&) = delete;
   WaitQueue& operator=(const WaitQueue&) = delete;
@@ -65,8 +59,7 @@ class WaitQueue {
   // Appends the caller as `waiter` and suspends it until Wake(waiter). `lock`
   // must be held and guard this queue; it is released by the time Park returns
   // (Park never re-acquires it).
-  void Park(Waiter* waiter, Spinlock& lock, Where where = Where::kBack)
-      WEFT_RELEASE(lock);
+  void Park(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
 
   // Park() that gives up at `deadline`. Returns true when woken by Wake(),
   // false when the deadline passed first (the waiter is then unlinked, and no
@@ -74,8 +67,7 @@ class WaitQueue {
   // without queueing; kNoDeadline (deadline.h) is Park(). `lock` is released
   // by the time it returns, either way.
   bool ParkUntil(Waiter* waiter, Spinlock& lock,
-                 std::chrono::steady_clock::time_point deadline, Where where = Where::kBack)
-      WEFT_RELEASE(lock);
+                 std::chrono::steady_clock::time_point deadline) WEFT_RELEASE(lock);
 
   // Unlinks and returns the oldest waiter, or nullptr. Call with the lock held,
   // then Wake() the result (preferably after releasing the lock).
@@ -95,9 +87,7 @@ class WaitQueue {
   static void WakeAll(Waiter* list);
 
  private:
-  void Link(Waiter* waiter, Where where);
-  // Suspends the caller, already linked, until Wake(waiter); releases `lock`.
-  void Suspend(Waiter* waiter, Spinlock& lock) WEFT_RELEASE(lock);
+  void Link(Waiter* waiter);
 
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
