@@ -11,96 +11,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <limits>
-#include <new>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "runtime/fiber_attributes.h"
+#include "runtime/scheduling_group/fiber_launch.h"
+
 namespace weft {
-
-// The caller's scheduling group on a FiberWorker; from a plain thread, a group
-// near the calling thread, chosen round-robin.
-inline constexpr std::size_t kNearestSchedulingGroup =
-    std::numeric_limits<std::size_t>::max();
-// Any group; the runtime spreads such fibers round-robin.
-inline constexpr std::size_t kUnspecifiedSchedulingGroup =
-    std::numeric_limits<std::size_t>::max() - 1;
-
-enum class Launch {
-  // Queue the new fiber; the caller keeps running.
-  kPost,
-  // From a fiber: run the new fiber at once on the current worker and queue the
-  // caller. From a plain thread this is the same as kPost.
-  kDispatch,
-};
-
-struct FiberAttributes {
-  // kNearestSchedulingGroup, kUnspecifiedSchedulingGroup, or a group index below
-  // GetSchedulingGroupCount(); an index out of range makes the start functions
-  // throw std::invalid_argument.
-  std::size_t scheduling_group = kNearestSchedulingGroup;
-  // Never let workers of another group steal this fiber.
-  bool scheduling_group_local = false;
-  // Stack size in bytes; 0 = RuntimeOptions::stack_size. Otherwise 16 KiB..1 GiB
-  // (other values make the start functions throw std::invalid_argument); rounded
-  // up to whole pages.
-  std::size_t stack_size = 0;
-  Launch launch_policy = Launch::kPost;
-};
-
-namespace detail {
-
-struct FiberEntity;
-
-// Reserves a stack whose control block can hold a callable of `size` bytes
-// aligned to `align`. Returns nullptr and sets *error (an errno value; EPERM when
-// the runtime is not running) when no fiber can be created.
-FiberEntity* AllocateFiber(const FiberAttributes& attrs, std::size_t size,
-                           std::size_t align, int* error);
-void* FiberCallableStorage(FiberEntity* fiber);
-// `run` invokes the callable stored in FiberCallableStorage() and destroys it.
-void SetFiberCallable(FiberEntity* fiber, void (*run)(void*));
-// Returns an allocated fiber that was never launched.
-void DiscardFiber(FiberEntity* fiber);
-// Makes the fiber runnable. A joinable fiber keeps its control block until
-// JoinFiber() or DetachFiber().
-void LaunchFiber(FiberEntity* fiber, const FiberAttributes& attrs, bool joinable);
-void JoinFiber(FiberEntity* fiber);
-void DetachFiber(FiberEntity* fiber);
-std::uint64_t FiberIdOf(const FiberEntity* fiber);
-[[noreturn]] void ThrowFiberCreationError(int error);
-[[noreturn]] void AbortJoinableFiberDestroyed();
-
-template <class Fn>
-void RunAndDestroy(void* storage) {
-  Fn* fn = static_cast<Fn*>(storage);
-  struct Destroyer {
-    Fn* fn;
-    ~Destroyer() { fn->~Fn(); }
-  } destroyer{fn};
-  std::invoke(std::move(*fn));
-}
-
-template <class F>
-FiberEntity* PrepareFiber(const FiberAttributes& attrs, F&& f, int* error) {
-  using Fn = std::decay_t<F>;
-  static_assert(std::is_invocable_v<Fn>,
-                "a fiber's callable must be invocable with no arguments");
-  FiberEntity* fiber = AllocateFiber(attrs, sizeof(Fn), alignof(Fn), error);
-  if (fiber == nullptr) return nullptr;
-  try {
-    ::new (FiberCallableStorage(fiber)) Fn(std::forward<F>(f));
-  } catch (...) {
-    DiscardFiber(fiber);
-    throw;
-  }
-  SetFiberCallable(fiber, &RunAndDestroy<Fn>);
-  return fiber;
-}
-
-}  // namespace detail
 
 // Starts a fiber running `f` (a copyable or move-only callable taking no
 // arguments). Returns false, having started nothing, when the fiber cannot be

@@ -19,7 +19,7 @@
 #ifndef WEFT_RUNTIME_FIBER_LOCAL_H_
 #define WEFT_RUNTIME_FIBER_LOCAL_H_
 
-#include "runtime/detail/fiber_local_storage.h"
+#include "runtime/scheduling_group/fiber_local_storage.h"
 
 namespace weft {
 

@@ -1,26 +1,8 @@
-#include <cstdlib>
-#include <stdexcept>
-#include <string>
-
-#include "runtime/detail/runtime_state.h"
 #include "runtime/flags.h"
+#include "runtime/machine/runtime_plan.h"
 #include "runtime/runtime.h"
-#include "runtime/scheduling_group/topology.h"
 
 namespace weft {
-namespace {
-
-void CheckRange(const char* option, const char* flag, std::size_t value, std::size_t low,
-                std::size_t high, const char* meaning = "") {
-  if (value < low || value > high) {
-    throw std::invalid_argument(std::string("weft: RuntimeOptions::") + option + " (--" +
-                                flag + ") is " + std::to_string(value) +
-                                "; accepted range is " + std::to_string(low) + ".." +
-                                std::to_string(high) + meaning);
-  }
-}
-
-}  // namespace
 
 RuntimeOptions RuntimeOptions::FromFlags() {
   RuntimeOptions options;
@@ -39,61 +21,6 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.chaos_migration = FLAGS_weft_chaos_migration;
   return options;
 }
-
-namespace detail {
-namespace {
-
-// Every option's own range; the layout is checked by PlanRuntime.
-void ValidateOptionRanges(const RuntimeOptions& options) {
-  CheckRange("concurrency_hint", "weft_concurrency_hint", options.concurrency_hint, 0,
-             1024, " (0 = one worker per accessible CPU)");
-  if (options.scheduling_group_size != 0) {
-    CheckRange("scheduling_group_size", "weft_scheduling_group_size",
-               options.scheduling_group_size, 1, 64, ", or 0 for automatic");
-  }
-  CheckRange("stats_log_interval_ms", "weft_stats_log_interval_ms",
-             options.stats_log_interval_ms, 0, 86'400'000, " (0 = never)");
-  CheckRange("run_queue_size", "weft_fiber_run_queue_size", options.run_queue_size, 2,
-             std::size_t{1} << 24, ", a power of two");
-  if ((options.run_queue_size & (options.run_queue_size - 1)) != 0) {
-    throw std::invalid_argument(
-        "weft: RuntimeOptions::run_queue_size "
-        "(--weft_fiber_run_queue_size) is " +
-        std::to_string(options.run_queue_size) +
-        "; it must be a power of two in 2..16777216");
-  }
-  CheckRange("stack_size", "weft_fiber_stack_size", options.stack_size, 16384,
-             std::size_t{1} << 30, " bytes");
-}
-
-// WEFT_CHAOS_MIGRATION: unset, empty, 0 or false leave chaos mode to the
-// options; 1 or true turn it on.
-bool ChaosMigrationFromEnvironment() {
-  const char* value = std::getenv("WEFT_CHAOS_MIGRATION");
-  if (value == nullptr) return false;
-  const std::string text = value;
-  if (text.empty() || text == "0" || text == "false") return false;
-  if (text == "1" || text == "true") return true;
-  throw std::invalid_argument(
-      "weft: the environment variable WEFT_CHAOS_MIGRATION is \"" + text +
-      "\"; set it to 1 or true to turn chaos migration on for every runtime, or to 0, "
-      "false or nothing to leave it to RuntimeOptions::chaos_migration "
-      "(--weft_chaos_migration)");
-}
-
-}  // namespace
-
-RuntimePlan PlanRuntime(const RuntimeOptions& options) {
-  ValidateOptionRanges(options);
-  // Parses topology and accessible_cpus and checks that the layout can be made.
-  RuntimePlan plan;
-  plan.layout = DiscoverCpus(options);
-  plan.groups = PlanGroups(options, plan.layout);
-  plan.chaos_migration = options.chaos_migration || ChaosMigrationFromEnvironment();
-  return plan;
-}
-
-}  // namespace detail
 
 void RuntimeOptions::Validate() const { detail::PlanRuntime(*this); }
 

@@ -2,10 +2,10 @@
 
 #include <thread>
 
-#include "runtime/detail/fiber_entity.h"
 #include "runtime/detail/spinlock.h"
+#include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/fiber_worker.h"
-#include "runtime/sync/detail/wait_queue.h"
+#include "runtime/scheduling_group/wait_queue.h"
 
 namespace weft::detail {
 

@@ -17,4 +17,4 @@ fi
 
 bash "${root}/tools/setup.sh"
 bash "${root}/tools/build.sh" release
-exec "${root}/build/release/tools/weft_soak" --seconds=$((minutes * 60)) "$@"
+exec "${root}/build/release/test/soak/weft_soak" --seconds=$((minutes * 60)) "$@"

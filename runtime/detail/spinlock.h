@@ -9,7 +9,7 @@
 
 #include <atomic>
 
-#include "runtime/detail/thread_annotations.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft::detail {
 

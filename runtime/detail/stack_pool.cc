@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "debug/debug_layout.h"
 #include "runtime/detail/check.h"
 #include "runtime/detail/sanitizers.h"
 
@@ -73,7 +74,11 @@ std::mutex& RegistryMutex() {
 
 // The sentinel of the list of every mapped stack (see stack_pool.h). A plain C
 // symbol, so that a debugger finds it without knowing C++ name mangling.
+// `weft_debug_layout_anchor` keeps the table that describes these records
+// (debug/debug_layout.h) in every program that maps a stack: in a static
+// library, nothing else would pull it in.
 extern "C" {
+__attribute__((used)) const void* const weft_debug_layout_anchor = &weft_debug_layout;
 __attribute__((used)) weft::detail::StackRecord weft_debug_stacks = {
     &weft_debug_stacks, &weft_debug_stacks, nullptr};
 }

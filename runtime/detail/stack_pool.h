@@ -13,7 +13,7 @@
 //
 // Every mapped stack carries a StackRecord in its top 64 bytes, and the records
 // of all mapped stacks form one process-wide list, `weft_debug_stacks`: walking it
-// finds every fiber alive, which is what tools/gdb/weft.py does in a live process
+// finds every fiber alive, which is what debug/weft.py does in a live process
 // or a core file. The list changes only when a stack is mapped or unmapped, which
 // the pool makes rare; starting or finishing a fiber writes one pointer.
 //

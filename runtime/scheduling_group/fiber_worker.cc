@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "runtime/detail/check.h"
-#include "runtime/detail/fiber_entity.h"
 #include "runtime/detail/futex.h"
-#include "runtime/detail/stack_overflow.h"
+#include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/scheduling_group.h"
+#include "runtime/scheduling_group/stack_overflow.h"
 
 namespace weft::detail {
 namespace {

@@ -35,7 +35,7 @@
 
 #include "runtime/detail/context.h"
 #include "runtime/detail/spinlock.h"
-#include "runtime/runtime.h"
+#include "runtime/runtime_stats.h"
 #include "runtime/scheduling_group/local_run_stack.h"
 
 namespace weft::detail {

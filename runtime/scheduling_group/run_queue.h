@@ -16,7 +16,7 @@
 #include <new>
 
 #include "runtime/detail/check.h"
-#include "runtime/scheduling_group/numa_memory.h"
+#include "runtime/machine/numa_memory.h"
 
 namespace weft::detail {
 

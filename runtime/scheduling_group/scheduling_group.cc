@@ -3,7 +3,7 @@
 #include <cstddef>
 
 #include "runtime/detail/check.h"
-#include "runtime/detail/fiber_entity.h"
+#include "runtime/scheduling_group/fiber_entity.h"
 
 namespace weft::detail {
 

@@ -44,11 +44,11 @@
 #include <mutex>
 #include <vector>
 
-#include "runtime/runtime.h"
+#include "runtime/machine/numa_memory.h"
+#include "runtime/runtime_stats.h"
 #include "runtime/scheduling_group/fiber_worker.h"
-#include "runtime/scheduling_group/numa_memory.h"
 #include "runtime/scheduling_group/run_queue.h"
-#include "runtime/timer/detail/timer_worker.h"
+#include "runtime/scheduling_group/timer_worker.h"
 
 namespace weft::detail {
 

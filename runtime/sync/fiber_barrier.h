@@ -14,7 +14,7 @@
 #include <cstddef>
 
 #include "runtime/detail/spinlock.h"
-#include "runtime/sync/detail/wait_queue.h"
+#include "runtime/scheduling_group/wait_queue.h"
 
 namespace weft {
 

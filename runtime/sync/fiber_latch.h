@@ -21,7 +21,7 @@
 
 #include "runtime/detail/deadline.h"
 #include "runtime/detail/spinlock.h"
-#include "runtime/sync/detail/wait_queue.h"
+#include "runtime/scheduling_group/wait_queue.h"
 
 namespace weft {
 

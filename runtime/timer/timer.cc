@@ -7,14 +7,14 @@
 #include <system_error>
 
 #include "runtime/detail/check.h"
-#include "runtime/detail/runtime_state.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/fiber.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/runtime_state.h"
 #include "runtime/scheduling_group/scheduling_group.h"
-#include "runtime/sync/detail/wait_queue.h"
+#include "runtime/scheduling_group/timer_worker.h"
+#include "runtime/scheduling_group/wait_queue.h"
 #include "runtime/this_fiber.h"
-#include "runtime/timer/detail/timer_worker.h"
 
 namespace weft {
 namespace detail {

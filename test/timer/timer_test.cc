@@ -10,8 +10,8 @@
 #include "gtest/gtest.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
+#include "runtime/scheduling_group/timer_worker.h"
 #include "runtime/this_fiber.h"
-#include "runtime/timer/detail/timer_worker.h"
 #include "test/test_util.h"
 
 namespace weft {

@@ -23,7 +23,7 @@
 
 #include "runtime/detail/spinlock.h"
 #include "runtime/future/detail/shared_state.h"
-#include "runtime/sync/detail/wait_queue.h"
+#include "runtime/scheduling_group/wait_queue.h"
 
 namespace weft::detail {
 

@@ -1,0 +1,30 @@
+// Where a debugger finds what it needs in the runtime's structures, so that
+// debug/weft.py works on builds without debug information: the offsets of the
+// fields it reads, exported as one plain C symbol, `weft_debug_layout`. Bump
+// `version` whenever a field's meaning changes (weft.py checks it).
+//
+// A leaf header of plain data, so that the stack pool (which keeps the list of
+// stacks the table describes) can make sure every program that maps a fiber
+// stack links the table too.
+#ifndef WEFT_DEBUG_DEBUG_LAYOUT_H_
+#define WEFT_DEBUG_DEBUG_LAYOUT_H_
+
+#include <cstdint>
+
+extern "C" {
+struct WeftDebugLayout {
+  std::uint32_t version;
+  std::uint32_t record_next;   // StackRecord::next
+  std::uint32_t record_fiber;  // StackRecord::fiber
+  std::uint32_t fiber_id;      // FiberEntity::id (uint64)
+  std::uint32_t fiber_state;   // FiberEntity::state (uint8, FiberState)
+  std::uint32_t fiber_group;   // FiberEntity::group (SchedulingGroup*)
+  std::uint32_t fiber_fctx;    // the saved Boost.Context fcontext_t of a suspended fiber
+  std::uint32_t fiber_stack_low;   // Stack::low (char*)
+  std::uint32_t fiber_stack_size;  // Stack::size (size_t)
+  std::uint32_t group_index;       // SchedulingGroup's index (size_t)
+};
+extern const WeftDebugLayout weft_debug_layout;
+}
+
+#endif  // WEFT_DEBUG_DEBUG_LAYOUT_H_

@@ -1,0 +1,346 @@
+// gdb_target: the program debug/check_gdb.sh debugs to test debug/weft.py.
+//
+// It starts a runtime of two scheduling groups of one worker each and leaves
+// fibers in known places. In group 0: one parked on a FiberMutex that main
+// holds, one in this_fiber::SleepFor, one on a FiberConditionVariable, one on a
+// FiberLatch and one in Fiber::Join of that latch waiter. In group 1: one running
+// a busy loop, and one that cannot start while it runs (ready). It waits, by
+// polling the fibers' states through weft_debug_stacks, until each is where it
+// should be, copies their ids into `weft_gdb_target_ids`, and calls
+// weft_gdb_target_ready(), where the debugger breaks. Then it releases everything
+// and stops the runtime; it exits 0 only if every fiber finished.
+//
+// Usage: weft_gdb_target [--attach | --abort] [--extra_parked=N]
+//   --abort           abort() in weft_gdb_target_ready()'s place, for a core
+//                     written by the kernel
+//   --attach          after weft_gdb_target_ready(), print "ready <pid>" and wait
+//                     until a debugger sets weft_gdb_target_release to 1, keeping
+//                     weft_gdb_target_settled up to date meanwhile
+//   --extra_parked=N  also park N fibers (16 KiB stacks) on another latch, to
+//                     try the gdb commands on many fibers
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "runtime/detail/stack_pool.h"
+#include "runtime/fiber.h"
+#include "runtime/runtime.h"
+#include "runtime/scheduling_group/fiber_entity.h"
+#include "runtime/sync/fiber_condition_variable.h"
+#include "runtime/sync/fiber_latch.h"
+#include "runtime/sync/fiber_mutex.h"
+#include "runtime/this_fiber.h"
+
+// Defined in runtime/detail/stack_pool.cc.
+extern "C" weft::detail::StackRecord weft_debug_stacks;
+
+extern "C" {
+// The ids of the fibers, for the debugger; written before weft_gdb_target_ready().
+struct WeftGdbTargetIds {
+  std::uint64_t mutex_waiter;
+  std::uint64_t sleeper;
+  std::uint64_t condition_waiter;
+  std::uint64_t latch_waiter;
+  std::uint64_t joiner;
+  std::uint64_t busy;
+  std::uint64_t not_started;
+};
+WeftGdbTargetIds weft_gdb_target_ids;
+// Set to 1 by the debugger in --attach mode to let the program finish.
+volatile int weft_gdb_target_release = 0;
+// In --attach mode, 1 while the last check found every fiber in its state (and
+// the sleeper far from waking up): a debugger that attaches and reads 1 sees the
+// fibers where they should be.
+volatile int weft_gdb_target_settled = 0;
+
+// Where the debugger breaks: every fiber is in its expected state.
+__attribute__((noinline)) void weft_gdb_target_ready() { asm volatile("" ::: "memory"); }
+}
+
+namespace gdb_target {
+namespace {
+
+// The fiber bodies must keep their own frames and names: no inlining, and with
+// GCC no cloning either (a clone would be named "...constprop.0").
+#if defined(__clang__)
+#define GDB_TARGET_FRAME __attribute__((noinline))
+#else
+#define GDB_TARGET_FRAME __attribute__((noipa))
+#endif
+
+using Clock = std::chrono::steady_clock;
+
+// Each sleep is long enough that it cannot end between the moment main sees
+// the sleeper parked and the moment the debugger stops the process, and short
+// enough that the release does not keep the program waiting long.
+constexpr std::chrono::seconds kSleep{4};
+constexpr std::chrono::seconds kSleepMargin{1};
+// How long main waits for the fibers to reach their states before giving up.
+constexpr std::chrono::seconds kSetupTimeout{120};
+// How long --attach mode waits for a debugger to release it.
+constexpr std::chrono::seconds kAttachTimeout{600};
+
+weft::FiberMutex held_mutex;  // locked by main until the release
+weft::FiberMutex condition_mutex;
+weft::FiberConditionVariable condition;
+bool condition_released = false;  // guarded by condition_mutex
+weft::FiberLatch latch(1);
+weft::FiberLatch extra_latch(1);
+std::atomic<bool> released{false};
+std::atomic<Clock::rep> sleep_deadline{0};
+std::atomic<int> finished{0};
+
+std::atomic<std::uint64_t> mutex_waiter_id{0};
+std::atomic<std::uint64_t> sleeper_id{0};
+std::atomic<std::uint64_t> condition_waiter_id{0};
+std::atomic<std::uint64_t> latch_waiter_id{0};
+std::atomic<std::uint64_t> joiner_id{0};
+std::atomic<std::uint64_t> busy_id{0};
+std::atomic<int> extra_started{0};
+
+}  // namespace
+
+// The fiber bodies have external linkage so that their names read plainly in
+// gdb ("gdb_target::ParkedOnFiberMutex").
+GDB_TARGET_FRAME void ParkedOnFiberMutex() {
+  mutex_waiter_id.store(weft::this_fiber::GetId());
+  held_mutex.lock();
+  held_mutex.unlock();
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void ParkedInSleepFor() {
+  sleeper_id.store(weft::this_fiber::GetId());
+  while (!released.load()) {
+    sleep_deadline.store((Clock::now() + kSleep).time_since_epoch().count());
+    weft::this_fiber::SleepFor(kSleep);
+  }
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void ParkedOnConditionVariable() {
+  condition_waiter_id.store(weft::this_fiber::GetId());
+  std::unique_lock<weft::FiberMutex> lock(condition_mutex);
+  condition.wait(lock, [] { return condition_released; });
+  lock.unlock();
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void ParkedOnFiberLatch() {
+  latch_waiter_id.store(weft::this_fiber::GetId());
+  latch.Wait();
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void ParkedInJoin() {
+  joiner_id.store(weft::this_fiber::GetId());
+  weft::Fiber child([] { ParkedOnFiberLatch(); });
+  child.Join();
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void RunningBusyLoop() {
+  busy_id.store(weft::this_fiber::GetId());
+  while (!released.load(std::memory_order_relaxed)) {
+    asm volatile("pause" ::: "memory");
+  }
+  finished.fetch_add(1);
+}
+
+GDB_TARGET_FRAME void NotStartedYet() { finished.fetch_add(1); }
+
+GDB_TARGET_FRAME void ParkedExtra() {
+  extra_started.fetch_add(1);
+  extra_latch.Wait();
+}
+
+namespace {
+
+constexpr int kFibers = 7;  // the fibers above, not counting the extra ones
+
+std::uint8_t StateOf(const weft::detail::FiberEntity* fiber) {
+  return __atomic_load_n(reinterpret_cast<const std::uint8_t*>(&fiber->state),
+                         __ATOMIC_ACQUIRE);
+}
+
+bool Suspended(const weft::detail::FiberEntity* fiber) {
+  return StateOf(fiber) == static_cast<std::uint8_t>(weft::detail::FiberState::kParked) &&
+         __atomic_load_n(&fiber->context.fctx, __ATOMIC_ACQUIRE) != nullptr;
+}
+
+// Walks weft_debug_stacks as the debugger does. Called only once every fiber has
+// been created, so no stack is mapped or unmapped while it walks. Sets
+// ids->not_started to the one fiber that is ready.
+// Returns an empty string when every fiber is where it should be, otherwise
+// what is not yet.
+std::string CheckStates(WeftGdbTargetIds* ids_out) {
+  WeftGdbTargetIds& ids = *ids_out;
+  const std::uint64_t suspended_ids[] = {
+      ids.mutex_waiter, ids.sleeper, ids.condition_waiter, ids.latch_waiter, ids.joiner};
+  int suspended_found = 0;
+  int ready = 0;
+  bool busy_running = false;
+  std::string problems;
+  for (weft::detail::StackRecord* record = weft_debug_stacks.next;
+       record != &weft_debug_stacks; record = record->next) {
+    const weft::detail::FiberEntity* fiber =
+        __atomic_load_n(&record->fiber, __ATOMIC_ACQUIRE);
+    if (fiber == nullptr) continue;
+    const std::uint64_t id = fiber->id;
+    if (id == ids.busy) {
+      busy_running =
+          StateOf(fiber) == static_cast<std::uint8_t>(weft::detail::FiberState::kRunning);
+      if (!busy_running)
+        problems += " busy fiber " + std::to_string(id) + " not running;";
+      continue;
+    }
+    if (StateOf(fiber) == static_cast<std::uint8_t>(weft::detail::FiberState::kReady) &&
+        __atomic_load_n(&fiber->context.fctx, __ATOMIC_ACQUIRE) != nullptr) {
+      ++ready;
+      ids.not_started = id;
+      continue;
+    }
+    if (!Suspended(fiber)) {
+      problems += " fiber " + std::to_string(id) + " in state " +
+                  std::to_string(StateOf(fiber)) + ", not parked yet;";
+      continue;
+    }
+    for (std::uint64_t suspended_id : suspended_ids) {
+      if (id == suspended_id) ++suspended_found;
+    }
+  }
+  if (suspended_found != 5) problems += " not every named fiber is in the stack list;";
+  if (!busy_running) problems += " no running busy fiber;";
+  if (ready != 1) problems += " " + std::to_string(ready) + " ready fibers, not 1;";
+  const Clock::time_point sleeper_wakes{Clock::duration{sleep_deadline.load()}};
+  if (Clock::now() + kSleepMargin > sleeper_wakes) {
+    problems += " the sleeper wakes up soon;";
+  }
+  return problems;
+}
+
+// The extra fibers go into the checks only through "every fiber is parked".
+bool AllStarted(int extra) {
+  return mutex_waiter_id.load() != 0 && sleeper_id.load() != 0 &&
+         condition_waiter_id.load() != 0 && latch_waiter_id.load() != 0 &&
+         joiner_id.load() != 0 && busy_id.load() != 0 && extra_started.load() == extra;
+}
+
+[[noreturn]] void Fail(const std::string& message) {
+  std::fprintf(stderr, "weft_gdb_target: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+}  // namespace
+}  // namespace gdb_target
+
+int main(int argc, char** argv) {
+  using namespace gdb_target;
+  bool attach = false;
+  bool abort = false;
+  int extra = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--attach") == 0) {
+      attach = true;
+    } else if (std::strcmp(argv[i], "--abort") == 0) {
+      abort = true;
+    } else if (std::strncmp(argv[i], "--extra_parked=", 15) == 0) {
+      extra = std::atoi(argv[i] + 15);
+    } else {
+      std::fprintf(stderr, "usage: %s [--attach | --abort] [--extra_parked=N]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+
+  weft::RuntimeOptions options;
+  options.concurrency_hint = 2;
+  options.scheduling_group_size = 1;
+  weft::Runtime runtime(options);
+  // Local: a worker of the other group never steals them.
+  weft::FiberAttributes group0;
+  group0.scheduling_group = 0;
+  group0.scheduling_group_local = true;
+  weft::FiberAttributes group1 = group0;
+  group1.scheduling_group = 1;
+
+  held_mutex.lock();
+  weft::Fiber mutex_waiter(group0, [] { ParkedOnFiberMutex(); });
+  weft::Fiber sleeper(group0, [] { ParkedInSleepFor(); });
+  weft::Fiber condition_waiter(group0, [] { ParkedOnConditionVariable(); });
+  weft::Fiber joiner(group0, [] { ParkedInJoin(); });
+  weft::Fiber busy(group1, [] { RunningBusyLoop(); });
+  weft::FiberAttributes small_stack = group0;
+  small_stack.stack_size = 16 * 1024;
+  for (int i = 0; i < extra; ++i) {
+    if (!weft::StartFiberDetached(small_stack, [] { ParkedExtra(); })) {
+      Fail("could not start extra fiber " + std::to_string(i));
+    }
+  }
+
+  // Poll the states themselves; the deadline only turns a hang into a message.
+  const auto give_up = Clock::now() + kSetupTimeout;
+  while (!AllStarted(extra)) {
+    if (Clock::now() > give_up) Fail("the fibers did not all start");
+    std::this_thread::yield();
+  }
+  // The busy fiber occupies group 1's only worker now.
+  weft::Fiber not_started(group1, [] { NotStartedYet(); });
+  WeftGdbTargetIds ids{mutex_waiter_id.load(),
+                       sleeper_id.load(),
+                       condition_waiter_id.load(),
+                       latch_waiter_id.load(),
+                       joiner_id.load(),
+                       busy_id.load(),
+                       0};
+  std::string problems;
+  while (!(problems = CheckStates(&ids)).empty()) {
+    if (Clock::now() > give_up) Fail("the fibers did not reach their states:" + problems);
+    std::this_thread::yield();
+  }
+  weft_gdb_target_ids = ids;
+  if (abort) std::abort();
+  weft_gdb_target_ready();
+
+  if (attach) {
+    std::printf("ready %d\n", static_cast<int>(getpid()));
+    std::fflush(stdout);
+    const auto attach_deadline = Clock::now() + kAttachTimeout;
+    while (weft_gdb_target_release == 0) {
+      if (Clock::now() > attach_deadline) Fail("no debugger released the program");
+      weft_gdb_target_settled = CheckStates(&ids).empty() ? 1 : 0;
+      std::this_thread::yield();
+    }
+  }
+
+  released.store(true);
+  held_mutex.unlock();
+  {
+    std::lock_guard<weft::FiberMutex> lock(condition_mutex);
+    condition_released = true;
+  }
+  condition.notify_all();
+  latch.CountDown();
+  extra_latch.CountDown();
+  mutex_waiter.Join();
+  sleeper.Join();
+  condition_waiter.Join();
+  joiner.Join();
+  busy.Join();
+  not_started.Join();
+  if (finished.load() != kFibers) {
+    Fail(std::to_string(finished.load()) + " of " + std::to_string(kFibers) +
+         " fibers finished");
+  }
+  std::printf("weft_gdb_target: done\n");
+  return 0;
+}

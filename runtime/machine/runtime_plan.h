@@ -1,0 +1,29 @@
+// What a runtime started with given options gets on this machine: every
+// option checked, the CPUs, and the scheduling groups. StartRuntime() plans
+// first, so that invalid options fail before any thread starts.
+#ifndef WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
+#define WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
+
+#include <vector>
+
+#include "runtime/machine/topology.h"
+#include "runtime/runtime_options.h"
+
+namespace weft::detail {
+
+struct RuntimePlan {
+  CpuLayout layout;
+  std::vector<GroupPlan> groups;
+  // RuntimeOptions::chaos_migration, or WEFT_CHAOS_MIGRATION from the
+  // environment.
+  bool chaos_migration = false;
+};
+
+// The plan for `options` on this machine. Every option is checked first, so
+// this throws std::invalid_argument for a value out of range, a bad topology or
+// accessible_cpus, a bad WEFT_CHAOS_MIGRATION, or a layout that cannot be made.
+RuntimePlan PlanRuntime(const RuntimeOptions& options);
+
+}  // namespace weft::detail
+
+#endif  // WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_

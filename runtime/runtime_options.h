@@ -1,0 +1,70 @@
+// RuntimeOptions: every tuning knob of the runtime, in a header of its own so
+// that the runtime's internals (which need the options but not the runtime's
+// functions) stay below runtime/runtime.h. Include runtime/runtime.h.
+#ifndef WEFT_RUNTIME_RUNTIME_OPTIONS_H_
+#define WEFT_RUNTIME_RUNTIME_OPTIONS_H_
+
+#include <cstddef>
+#include <string>
+
+namespace weft {
+
+// Every tuning knob of the runtime. Defaults equal the gflags' defaults.
+// Validate() (called by StartRuntime) throws std::invalid_argument naming the
+// offending option and its accepted range.
+struct RuntimeOptions {
+  // Total FiberWorker threads. 0: one per CPU the process may run on
+  // (its affinity mask, restricted by accessible_cpus). Accepted: 0..1024.
+  std::size_t concurrency_hint = 0;
+  // Workers per scheduling group. 0: automatic (all workers in one group up to
+  // 15, otherwise even groups of 8..15). Accepted: 0 or 1..64.
+  std::size_t scheduling_group_size = 0;
+  // Keep each scheduling group within one NUMA node.
+  bool numa_aware = true;
+  // An idle worker (its group's queue empty) takes a fiber from another group
+  // on its NUMA node on every n-th look for work, and once more before it goes
+  // to sleep; a group whose workers are all busy wakes a sleeping worker of a
+  // peer group when it queues a fiber. Stolen fibers move to the thief's group; fibers
+  // started with scheduling_group_local are never stolen. 0 = never.
+  std::size_t work_stealing_ratio = 16;
+  // Same, for groups on other NUMA nodes. 0 = never (the default: a stolen
+  // fiber's memory stays on the node it came from).
+  std::size_t cross_numa_work_stealing_ratio = 0;
+  // Capacity of each group's lock-free run queue; a power of two in
+  // 2..16777216. A full queue loses nothing: extra fibers wait in an overflow
+  // list that workers drain, counted in SchedulingGroupStats::run_queue_overflows.
+  std::size_t run_queue_size = 65536;
+  // Default fiber stack size in bytes, 16 KiB..1 GiB, rounded up to whole pages.
+  std::size_t stack_size = 131072;
+  // Put an inaccessible guard page below every fiber stack so that an overflow
+  // faults instead of corrupting memory.
+  bool stack_guard_page = true;
+  // CPUs the workers may use, e.g. "0-7,9"; empty = every CPU in the process's
+  // affinity mask. Must be a subset of that mask.
+  std::string accessible_cpus;
+  // Pin each worker to one CPU instead of letting it float over its group's CPUs.
+  bool disallow_cpu_migration = false;
+  // Optional hwloc synthetic topology, e.g. "pack:2 numa:1 core:8 pu:1", used
+  // instead of the machine's so that layouts can be tested anywhere.
+  std::string topology;
+  // Every this many milliseconds, write DumpRuntimeStats() to standard error;
+  // 0 = never. For watching a running service; 0..86400000.
+  std::size_t stats_log_interval_ms = 0;
+  // Chaos mode, for tests: every time a fiber is made ready (started, woken,
+  // yielding) it is sent to a worker other than the one it last ran on, so that
+  // code which wrongly relies on staying on one thread (caching a thread_local's
+  // address, a thread id, errno, a pthread lock held across a wait) fails fast.
+  // Fibers run slower. It has no effect in a scheduling group of one worker.
+  // The environment variable WEFT_CHAOS_MIGRATION=1 turns it on for every
+  // runtime the process starts, whatever the options say.
+  bool chaos_migration = false;
+
+  // Options filled from the weft_* gflags. Never parses the command line.
+  static RuntimeOptions FromFlags();
+  // Throws std::invalid_argument if any option is out of range.
+  void Validate() const;
+};
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_RUNTIME_OPTIONS_H_

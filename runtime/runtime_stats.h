@@ -1,0 +1,62 @@
+// The counters of GetRuntimeStats() (runtime/runtime.h), in a header of their
+// own so that the workers and groups that fill them stay below runtime.h.
+#ifndef WEFT_RUNTIME_RUNTIME_STATS_H_
+#define WEFT_RUNTIME_RUNTIME_STATS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace weft {
+
+// Counters of one FiberWorker. Each is written by its worker only and read
+// without stopping it, so a snapshot is approximate while the runtime runs.
+struct WorkerStats {
+  std::uint64_t fibers_created = 0;   // started by fibers running on this worker
+  std::uint64_t fibers_finished = 0;  // fibers that ended on this worker
+  std::uint64_t switches = 0;         // fibers resumed on this worker
+  std::uint64_t spins = 0;            // times it became one of the two spinners
+  std::uint64_t sleeps = 0;           // times it slept on its futex
+  std::uint64_t wakeups = 0;          // times it was woken from sleep
+  // Fibers it took from the queues of other groups on its NUMA node / on others.
+  std::uint64_t steals_within_numa_node = 0;
+  std::uint64_t steals_across_numa_nodes = 0;
+  // Fibers it took from the local run stack of another worker of its group
+  // that had not switched fibers for a while (preempted by the system, or
+  // running a fiber that does not block) while it was running fibers itself.
+  std::uint64_t stranded_rescues = 0;
+};
+
+struct SchedulingGroupStats {
+  std::size_t numa_node = 0;
+  std::uint64_t fibers_created = 0;  // placed in this group, by fibers or threads
+  std::uint64_t fibers_finished = 0;
+  // Fibers stolen from this group by workers of other groups.
+  std::uint64_t fibers_stolen_away = 0;
+  // created + stolen in (the steals counts) - stolen away - finished: ready,
+  // running or blocked fibers that belong to this group now.
+  std::uint64_t fibers_alive = 0;
+  std::size_t run_queue_depth = 0;        // ready fibers waiting, overflow included
+  std::uint64_t run_queue_overflows = 0;  // pushes that found the queue full
+  // Deadlines the group's TimerWorker served: user timers, sleeps and the
+  // timeouts of timed waits that came due.
+  std::uint64_t timers_fired = 0;
+  // Deadlines the TimerWorker holds now, cancelled ones not yet dropped
+  // included (it drops those in batches).
+  std::uint64_t timers_pending = 0;
+  std::uint64_t spins = 0;  // sums over the workers
+  std::uint64_t sleeps = 0;
+  std::uint64_t wakeups = 0;
+  std::uint64_t steals_within_numa_node = 0;
+  std::uint64_t steals_across_numa_nodes = 0;
+  std::uint64_t stranded_rescues = 0;
+  std::vector<WorkerStats> workers;
+};
+
+struct RuntimeStats {
+  std::vector<SchedulingGroupStats> scheduling_groups;
+};
+
+}  // namespace weft
+
+#endif  // WEFT_RUNTIME_RUNTIME_STATS_H_

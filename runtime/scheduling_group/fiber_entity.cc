@@ -1,0 +1,30 @@
+#include "runtime/scheduling_group/fiber_entity.h"
+
+#include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/scheduling_group.h"
+
+namespace weft::detail {
+
+void DropFiberReference(FiberEntity* fiber) {
+  // A sole owner needs no read-modify-write: no one else can touch the count.
+  if (fiber->references.load(std::memory_order_acquire) != 1 &&
+      fiber->references.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+    return;
+  }
+  const Stack stack = fiber->stack;
+  fiber->~FiberEntity();
+  RecordOf(stack)->fiber = nullptr;
+  FreeStack(stack);
+}
+
+void ReadyFiber(FiberEntity* fiber) {
+  fiber->state = FiberState::kReady;
+  FiberWorker* worker = CurrentWorker();
+  if (InFiber(worker) && worker->group() == fiber->group && !worker->chaos()) {
+    worker->ReadyLocal(fiber);
+  } else {
+    fiber->group->Push(fiber);
+  }
+}
+
+}  // namespace weft::detail

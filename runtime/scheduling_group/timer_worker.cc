@@ -1,0 +1,180 @@
+#include "runtime/scheduling_group/timer_worker.h"
+
+#include <pthread.h>
+#include <sys/prctl.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "runtime/detail/futex.h"
+
+namespace weft::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t Ticks(Clock::time_point t) { return t.time_since_epoch().count(); }
+
+}  // namespace
+
+// Heap order: earliest deadline on top, submission order among equal deadlines.
+bool TimerWorker::Later(const HeapItem& a, const HeapItem& b) {
+  if (a.deadline != b.deadline) return a.deadline > b.deadline;
+  return a.sequence > b.sequence;
+}
+
+TimerWorker::TimerWorker(std::size_t group_index) : group_index_(group_index) {}
+
+TimerWorker::~TimerWorker() { Stop(); }
+
+void TimerWorker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void TimerWorker::Stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_seq_cst);
+  Wake();
+  thread_.join();
+  TakeSubmissions();
+  for (const HeapItem& item : heap_) item.entry->on_drop(item.entry);
+  heap_.clear();
+}
+
+void TimerWorker::Wake() {
+  wake_word_.fetch_add(1, std::memory_order_release);
+  FutexWake(&wake_word_, 1);
+}
+
+void TimerWorker::Submit(TimerEntry* entry) {
+  // Read before publishing: once pushed, the entry may fire and be re-armed.
+  const std::int64_t deadline = Ticks(entry->deadline);
+  TimerEntry* head = submitted_.load(std::memory_order_relaxed);
+  do {
+    entry->next_submitted = head;
+  } while (!submitted_.compare_exchange_weak(head, entry, std::memory_order_release,
+                                             std::memory_order_relaxed));
+  const std::uint64_t pending = pending_.fetch_add(1, std::memory_order_relaxed) + 1;
+  // Pairs with the fence in Run() before it re-reads submitted_.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (deadline < sleeping_until_.load(std::memory_order_relaxed) ||
+      pending % kDrainBatch == 0) {
+    Wake();
+  }
+}
+
+bool TimerWorker::Cancel(TimerEntry* entry) {
+  if (entry->dead.exchange(true, std::memory_order_acq_rel)) return false;
+  const std::uint64_t cancelled = cancelled_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (cancelled % kDrainBatch == 0) Wake();
+  return true;
+}
+
+void TimerWorker::PushHeap(TimerEntry* entry) {
+  heap_.push_back(HeapItem{Ticks(entry->deadline), next_sequence_++, entry});
+  std::push_heap(heap_.begin(), heap_.end(), Later);
+}
+
+TimerEntry* TimerWorker::PopHeap() {
+  std::pop_heap(heap_.begin(), heap_.end(), Later);
+  TimerEntry* entry = heap_.back().entry;
+  heap_.pop_back();
+  return entry;
+}
+
+void TimerWorker::TakeSubmissions() {
+  TimerEntry* list = submitted_.exchange(nullptr, std::memory_order_acquire);
+  // The stack holds the newest first; reverse it so that equal deadlines keep
+  // their submission order.
+  TimerEntry* reversed = nullptr;
+  std::uint64_t taken = 0;
+  while (list != nullptr) {
+    TimerEntry* next = list->next_submitted;
+    list->next_submitted = reversed;
+    reversed = list;
+    list = next;
+    ++taken;
+  }
+  pending_.fetch_sub(taken, std::memory_order_relaxed);
+  std::uint64_t dropped = 0;
+  for (TimerEntry* entry = reversed; entry != nullptr;) {
+    TimerEntry* next = entry->next_submitted;
+    if (entry->dead.load(std::memory_order_acquire)) {
+      entry->on_drop(entry);  // cancelled before it ever reached the heap
+      ++dropped;
+    } else {
+      PushHeap(entry);
+    }
+    entry = next;
+  }
+  if (dropped != 0) ForgetCancelled(dropped);
+}
+
+void TimerWorker::ForgetCancelled(std::uint64_t n) {
+  std::uint64_t cancelled = cancelled_.load(std::memory_order_relaxed);
+  while (!cancelled_.compare_exchange_weak(cancelled, cancelled - std::min(n, cancelled),
+                                           std::memory_order_relaxed)) {
+  }
+}
+
+void TimerWorker::Compact() {
+  auto alive_end = std::partition(heap_.begin(), heap_.end(), [](const HeapItem& item) {
+    return !item.entry->dead.load(std::memory_order_acquire);
+  });
+  const auto removed = static_cast<std::uint64_t>(heap_.end() - alive_end);
+  for (auto it = alive_end; it != heap_.end(); ++it) it->entry->on_drop(it->entry);
+  heap_.erase(alive_end, heap_.end());
+  std::make_heap(heap_.begin(), heap_.end(), Later);
+  ForgetCancelled(removed);
+}
+
+void TimerWorker::Run() {
+  char name[16];
+  std::snprintf(name, sizeof(name), "weft-g%zu-timer", group_index_ % 1000);
+  pthread_setname_np(pthread_self(), name);
+  // Wake up at the deadline, not up to 50 µs after it (the default slack).
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+
+  for (;;) {
+    sleeping_until_.store(INT64_MIN, std::memory_order_relaxed);
+    TakeSubmissions();
+    if (heap_.size() >= 1024 &&
+        cancelled_.load(std::memory_order_relaxed) > heap_.size() / 2) {
+      Compact();
+    }
+    const std::int64_t now = Ticks(Clock::now());
+    while (!heap_.empty() && heap_.front().deadline <= now) {
+      TimerEntry* entry = PopHeap();
+      if (entry->dead.load(std::memory_order_acquire)) {
+        entry->on_drop(entry);
+        ForgetCancelled(1);
+      } else {
+        fired_.fetch_add(1, std::memory_order_relaxed);
+        entry->on_due(entry);
+      }
+    }
+    while (!heap_.empty() && heap_.front().entry->dead.load(std::memory_order_acquire)) {
+      TimerEntry* entry = PopHeap();
+      entry->on_drop(entry);
+      ForgetCancelled(1);
+    }
+    in_heap_.store(heap_.size(), std::memory_order_relaxed);
+    const std::uint32_t word = wake_word_.load(std::memory_order_acquire);
+    const Clock::time_point next =
+        heap_.empty() ? Clock::time_point::max()
+                      : Clock::time_point(Clock::duration(heap_.front().deadline));
+    sleeping_until_.store(Ticks(next), std::memory_order_relaxed);
+    // Pairs with the fence in Submit(): either the producer sees the deadline we
+    // sleep until, or we see its entry now.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (submitted_.load(std::memory_order_relaxed) != nullptr) continue;
+    if (stopping_.load(std::memory_order_acquire)) break;
+    if (next == Clock::time_point::max()) {
+      FutexWait(&wake_word_, word);
+    } else {
+      FutexWaitUntil(&wake_word_, word, next);
+    }
+  }
+}
+
+}  // namespace weft::detail
