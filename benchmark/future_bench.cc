@@ -25,7 +25,7 @@
 //                     form, no thread at all). Boost.Fiber's default stacks come
 //                     from malloc; glibc gives the ten freed at the end of a
 //                     chain back to the kernel, so every chain faults fresh stack
-//                     pages in (see BENCHMARKS.md on first touches here). That is
+//                     pages in (see docs/benchmarks.md on first touches here). That is
 //                     what a Boost.Fiber user pays by default, and most of its
 //                     figure.
 //   F-then10-ready    weft only: MakeReadyFuture(0), ten Thens (each runs inside

@@ -36,7 +36,7 @@ enum class Contender {
 // The name printed in the `workload runtime value unit` lines.
 const char* ContenderName(Contender contender);
 
-// A figure weft must reach on a workload (BENCHMARKS.md, "Targets").
+// A figure weft must reach on a workload (docs/benchmarks.md, the "target" column).
 struct Target {
   enum class Kind {
     // weft's time per operation is at most `factor` times the W0 round trip.
