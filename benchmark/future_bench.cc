@@ -25,7 +25,7 @@
 //                     form, no thread at all). Boost.Fiber's default stacks come
 //                     from malloc; glibc gives the ten freed at the end of a
 //                     chain back to the kernel, so every chain faults fresh stack
-//                     pages in (see BENCHMARKS.md on first touches here). That is
+//                     pages in (see docs/benchmarks.md on first touches here). That is
 //                     what a Boost.Fiber user pays by default, and most of its
 //                     figure.
 //   F-then10-ready    weft only: MakeReadyFuture(0), ten Thens (each runs inside
@@ -47,8 +47,6 @@
 // (boost_work_stealing_pool.h), batches running in the main fiber of its first
 // thread. A process can form only one such pool, and its idle threads spin: its
 // measurements run last.
-#include <gflags/gflags.h>
-
 #include <boost/fiber/all.hpp>
 #include <chrono>
 #include <cstdint>
@@ -60,7 +58,7 @@
 #include <utility>
 #include <vector>
 
-#include "benchmark/bench_flags.h"
+#include "benchmark/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "benchmark/boost_work_stealing_pool.h"
 #include "benchmark/showcase.h"
@@ -480,28 +478,14 @@ void PrintSummary(const std::vector<Workload>& workloads) {
   }
 }
 
-void PrintHelp() {
-  bench::PrintHelpWith("smaller batches and a shorter minimum time per measurement",
-                       "weft's runtime flags (runtime/flags.cc); concurrency_hint is "
-                       "set\n          per measurement");
-}
-
-}  // namespace
-
-}  // namespace weft
-
-int main(int argc, char** argv) {
-  using namespace weft;
+int Run(const bench::Mode& mode) {
   Scale scale;
-  if (bench::TakeQuickFlag(&argc, argv)) {
+  if (mode.quick) {
     scale.async_round_trips = 500;
     scale.chains = 500;
     scale.hand_offs = 1'000;
     scale.min_time = 0.05;
   }
-  ::benchmark::Initialize(&argc, argv, PrintHelp);
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (::benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   std::printf(
       "CPUs: %u; per batch: %lld async round trips, %lld chains of %d, %lld hand-offs\n",
@@ -515,6 +499,20 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   PrintSummary(workloads);
-  ::benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+}  // namespace weft
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_future_bench: Async+BlockingGet round trips, a chain of ten Thens and a\n"
+      "promise hand-off between a fiber and a thread, next to Boost.Fiber's and std's\n"
+      "futures.\n";
+  program.quick = "smaller batches and a shorter minimum time per measurement";
+  program.runtime_flags = "; concurrency_hint is set\n          per measurement";
+  return weft::bench::Main(program, argc, argv, weft::Run);
 }

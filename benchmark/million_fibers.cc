@@ -7,7 +7,6 @@
 // cleanly, with a message, once the mappings run out.
 //
 //   weft_million_fibers [N] [--weft_...]
-#include <gflags/gflags.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,7 +16,9 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "benchmark/bench_main.h"
 #include "runtime/detail/stack_pool.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
@@ -33,16 +34,13 @@ long ResidentBytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
+int Run(const weft::bench::Mode& mode) {
   long fibers = 1'000'000;
-  if (argc > 1) {
+  if (!mode.arguments.empty()) {
     char* end = nullptr;
-    fibers = std::strtol(argv[1], &end, 10);
+    fibers = std::strtol(mode.arguments[0].c_str(), &end, 10);
     if (*end != '\0' || fibers <= 0) {
-      std::fprintf(stderr, "usage: %s [N > 0] [--weft_...]\n", argv[0]);
+      std::fprintf(stderr, "usage: weft_million_fibers [N > 0] [--weft_...]\n");
       return 2;
     }
   }
@@ -79,4 +77,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_million_fibers: parks N fibers at once, each blocked on one FiberLatch, and\n"
+      "reports the resident memory per parked fiber and how the guard pages were made.\n";
+  program.own_flags =
+      "  [N]\n"
+      "          how many fibers to park (1000000)\n";
+  program.runtime_flags = "";
+  program.google_benchmark = false;
+  return weft::bench::Main(program, argc, argv, Run);
 }

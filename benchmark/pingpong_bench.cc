@@ -4,7 +4,7 @@
 // a turn flag; the figure is ns per round trip.
 //   W4-same-worker     weft with one worker; Boost.Fiber's two fibers on one thread
 //                      (round_robin); Go's two goroutines passing a token through
-//                      unbuffered channels (BENCHMARKS.md's Go form of W4).
+//                      unbuffered channels (the Go form of W4, docs/benchmarks.md).
 //   W4-across-workers  every hand-off crosses threads: weft with two single-worker
 //                      scheduling groups and stealing off, one party in each;
 //                      Boost.Fiber work_stealing; two std::threads with std::mutex

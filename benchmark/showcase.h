@@ -1,10 +1,11 @@
-// The showcase runs each workload of BENCHMARKS.md on weft and on the runtimes a
-// user would pick instead, in one process, so that every ratio it prints compares
-// measurements taken on the same machine at the same moment.
+// The showcase runs each workload of docs/benchmarks.md on weft and on the
+// runtimes a user would pick instead, in one process, so that every ratio it
+// prints compares measurements taken on the same machine at the same moment.
 //
 // A workload family (one source file) describes its workloads and adds one
 // measurement per runtime with AddMeasurement(); showcase_main.cc registers them
-// with Google Benchmark, collects the results and prints the comparison.
+// with Google Benchmark and collects the results, and showcase_report.h prints
+// the comparison.
 #ifndef WEFT_BENCHMARK_SHOWCASE_H_
 #define WEFT_BENCHMARK_SHOWCASE_H_
 
@@ -35,7 +36,7 @@ enum class Contender {
 // The name printed in the `workload runtime value unit` lines.
 const char* ContenderName(Contender contender);
 
-// A figure weft must reach on a workload (BENCHMARKS.md, "Targets").
+// A figure weft must reach on a workload (docs/benchmarks.md, the "target" column).
 struct Target {
   enum class Kind {
     // weft's time per operation is at most `factor` times the W0 round trip.
@@ -170,7 +171,7 @@ struct ChildResult {
   std::string error;  // what went wrong when !ok
 };
 ChildResult RunInChildProcess(const std::string& name, const Scale& scale);
-// The --weft_* runtime flags the children get too (set by main).
+// The --weft_* runtime flags the children get too (showcase_main.cc sets them).
 void SetChildProcessFlags(std::vector<std::string> flags);
 // The body registered as `name`, or nullptr.
 const std::function<double()>* FindChildBody(const std::string& name);

@@ -1,39 +1,36 @@
-// weft_showcase: the workload runner. Runs the workloads of BENCHMARKS.md (W0-W9)
-// and the contention family (C1-C5, contention_bench.cc) on weft and its peers
-// (Boost.Fiber and std::thread in this process, Go goroutines through
+// weft_showcase: the workload runner. Runs the workloads of docs/benchmarks.md
+// (W0-W9) and the contention family (C1-C5, contention_bench.cc) on weft and its
+// peers (Boost.Fiber and std::thread in this process, Go goroutines through
 // benchmark/peers/go when --go_peer names its program), then prints one
 // `workload runtime value unit` line per figure and a table that compares them
-// and checks weft's targets. --results_csv / --results_json keep the figures for
-// tools/plot_benchmarks.sh.
+// and checks weft's targets (showcase_report.h). --results_csv / --results_json
+// keep the figures for tools/plot_benchmarks.sh.
 //
-//   weft_showcase [--quick] [--go_peer=PATH] [--results_csv=F] [--results_json=F]
-//                 [--benchmark_filter=W1] [--benchmark_repetitions=3] [--weft_...]
+//   weft_showcase [--quick | --smoke] [--go_peer=PATH] [--results_csv=F]
+//                 [--results_json=F] [--benchmark_filter=W1]
+//                 [--benchmark_repetitions=3] [--weft_...]
 //
-// With repetitions the comparison uses each measurement's median.
+// With repetitions the comparison uses each measurement's median. This file runs
+// the measurements (each workload family adds its own, showcase.h), the child
+// processes some of them need and the Go peer, and collects their figures.
 #include <gflags/gflags.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "benchmark/bench_main.h"
 #include "benchmark/boost_work_stealing_pool.h"
 #include "benchmark/showcase.h"
+#include "benchmark/showcase_report.h"
 
-DEFINE_bool(quick, false,
-            "Shrink every workload's sizes so that the whole run takes about a minute");
-DEFINE_bool(smoke, false,
-            "Tiny sizes: check that every workload completes with the right answer "
-            "(exit status 1 if one fails); the timings mean nothing");
 DEFINE_string(go_peer, "",
               "Path of the Go peer program (built by benchmark/peers/go/build.sh); "
               "empty: no Go column");
@@ -47,12 +44,6 @@ DEFINE_string(child, "",
 namespace weft::showcase {
 
 namespace {
-
-struct Result {
-  bool ok = false;
-  double value = 0;  // in the workload's unit; ns for a time per operation
-  std::string error;
-};
 
 // "W6-p50/weft" -> "weft"
 std::string ContenderPart(const std::string& name) {
@@ -214,365 +205,6 @@ void RunGoPeer(const std::string& program, std::map<std::string, Result>* result
   }
 }
 
-std::string Format(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), format, value);
-  return buffer;
-}
-
-// Three significant digits, enough for a noisy machine.
-std::string FormatNumber(double value) {
-  if (value < 10) return Format("%.2f", value);
-  if (value < 100) return Format("%.1f", value);
-  return Format("%.0f", value);
-}
-
-std::string FormatDuration(double ns) {
-  if (ns >= 1e6) return FormatNumber(ns / 1e6) + " ms";
-  if (ns >= 1e3) return FormatNumber(ns / 1e3) + " µs";
-  return FormatNumber(ns) + " ns";
-}
-
-std::string FormatFigure(const Workload& workload, double value) {
-  if (workload.IsTimePerOperation()) return FormatDuration(value);
-  return FormatNumber(value) + " " + workload.unit;
-}
-
-std::string FormatRatio(double ratio) { return FormatNumber(ratio) + "×"; }
-
-const char* ColumnLabel(Contender contender) {
-  switch (contender) {
-    case Contender::kWeft:
-      return "weft";
-    case Contender::kBoostFiber:
-      return "Boost.Fiber 1t";
-    case Contender::kBoostFiberWorkStealing:
-      return "Boost.Fiber ws";
-    case Contender::kThreads:
-      return "std::thread";
-    case Contender::kGo:
-      return "Go";
-    case Contender::kFcontext:
-      return "W0 floor";
-  }
-  return "?";
-}
-
-const char* ShortLabel(Contender contender) {
-  switch (contender) {
-    case Contender::kBoostFiber:
-      return "1t";
-    case Contender::kBoostFiberWorkStealing:
-      return "ws";
-    case Contender::kThreads:
-      return "thr";
-    case Contender::kGo:
-      return "go";
-    default:
-      return "?";
-  }
-}
-
-constexpr Contender kPeers[] = {Contender::kBoostFiber,
-                                Contender::kBoostFiberWorkStealing, Contender::kThreads,
-                                Contender::kGo};
-
-// Columns are padded by what the terminal shows, not by bytes: µ, × and ≤ take
-// one column but several bytes of UTF-8.
-std::size_t DisplayWidth(const std::string& text) {
-  std::size_t width = 0;
-  for (unsigned char c : text) width += (c & 0xC0) != 0x80;
-  return width;
-}
-
-void PrintTableRow(std::FILE* out, const std::vector<std::string>& cells,
-                   const std::vector<std::size_t>& widths) {
-  std::string line;
-  for (std::size_t i = 0; i < cells.size(); ++i) {
-    line += cells[i];
-    if (i + 1 < cells.size()) line.append(widths[i] + 2 - DisplayWidth(cells[i]), ' ');
-  }
-  std::fprintf(out, "%s\n", line.c_str());
-}
-
-std::string JsonString(const std::string& text) {
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') quoted += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
-std::string FirstLineOf(const char* path, const char* prefix) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) {
-      const auto colon = line.find(':');
-      return colon == std::string::npos ? line : line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
-
-// The machine the figures came from, for the JSON file and docs/benchmarks.md.
-std::vector<std::pair<std::string, std::string>> DescribeMachine() {
-  utsname names{};
-  uname(&names);
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  return {{"cpu", FirstLineOf("/proc/cpuinfo", "model name")},
-          {"cpus", std::to_string(CpuCount())},
-          {"kernel", std::string(names.sysname) + " " + names.release},
-          {"compiler", "g++ " __VERSION__},
-          {"date", date}};
-}
-
-class Comparison {
- public:
-  explicit Comparison(const std::map<std::string, Result>& results) {
-    auto take = [&](const Workload* workload, Contender contender) {
-      const auto found = results.find(workload->id + "/" + ContenderName(contender));
-      if (found == results.end()) return;
-      if (std::find(workloads_.begin(), workloads_.end(), workload) == workloads_.end()) {
-        workloads_.push_back(workload);
-      }
-      if (results_.count({workload, contender}) == 0)
-        order_.push_back({workload, contender});
-      results_[{workload, contender}] = found->second;
-      if (workload->is_floor && found->second.ok) floor_ = found->second.value;
-    };
-    for (const Measurement& m : Measurements()) {
-      take(m.workload, m.contender);
-      for (const Workload* also : m.also_reports) take(also, m.contender);
-    }
-    for (const GoMeasurement& m : GoMeasurements()) take(m.workload, Contender::kGo);
-  }
-
-  bool empty() const { return results_.empty(); }
-  bool HasErrors() const {
-    return std::any_of(results_.begin(), results_.end(),
-                       [](const auto& entry) { return !entry.second.ok; });
-  }
-
-  // One `workload runtime value unit` line per figure.
-  void PrintLines(std::FILE* out) const {
-    for (const auto& [workload, contender] : order_) {
-      const Result& result = results_.at({workload, contender});
-      if (result.ok) {
-        std::fprintf(out, "%s %s %s %s\n", workload->id.c_str(), ContenderName(contender),
-                     FormatNumber(result.value).c_str(), workload->PrintedUnit().c_str());
-      } else {
-        std::fprintf(out, "%s %s error: %s\n", workload->id.c_str(),
-                     ContenderName(contender), result.error.c_str());
-      }
-    }
-  }
-
-  void PrintTable(std::FILE* out) const {
-    std::vector<std::vector<std::string>> rows;
-    std::vector<std::string> header = {"workload", ColumnLabel(Contender::kWeft)};
-    for (Contender peer : kPeers) header.push_back(ColumnLabel(peer));
-    for (const char* label : {"W0 floor", "weft advantage", "target", "verdict"}) {
-      header.push_back(label);
-    }
-    rows.push_back(header);
-    for (const Workload* workload : workloads_) {
-      std::string ratios;
-      for (Contender peer : kPeers) {
-        const std::optional<double> advantage = Advantage(workload, peer);
-        if (!advantage) continue;
-        if (!ratios.empty()) ratios += ", ";
-        ratios += std::string(ShortLabel(peer)) + " " + FormatRatio(*advantage);
-      }
-      std::vector<std::string> row = {workload->id, Cell(workload, Contender::kWeft)};
-      for (Contender peer : kPeers) row.push_back(Cell(workload, peer));
-      row.push_back(floor_ && workload->IsTimePerOperation() ? FormatDuration(*floor_)
-                                                             : "-");
-      row.push_back(ratios.empty() ? "-" : ratios);
-      row.push_back("-");
-      row.push_back("-");
-      // A workload with several targets takes one line per target.
-      for (std::size_t i = 0; i < workload->targets.size(); ++i) {
-        if (i > 0) row = std::vector<std::string>(row.size(), "");
-        row[row.size() - 2] = Describe(*workload, workload->targets[i]);
-        row[row.size() - 1] = Verdict(workload, workload->targets[i]);
-        rows.push_back(row);
-      }
-      if (workload->targets.empty()) rows.push_back(row);
-    }
-
-    std::vector<std::size_t> widths(rows.front().size(), 0);
-    for (const auto& row : rows) {
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        widths[i] = std::max(widths[i], DisplayWidth(row[i]));
-      }
-    }
-    PrintTableRow(out, rows.front(), widths);
-    std::size_t total = 0;
-    for (std::size_t width : widths) total += width + 2;
-    std::fprintf(out, "%s\n", std::string(total - 2, '-').c_str());
-    for (std::size_t i = 1; i < rows.size(); ++i) PrintTableRow(out, rows[i], widths);
-    std::fprintf(
-        out,
-        "\n1t = Boost.Fiber round_robin on one thread, ws = Boost.Fiber work_stealing on "
-        "%u threads, thr = std::thread, go = goroutines (GOMAXPROCS = CPUs).\n"
-        "weft advantage = how many times better weft's figure is than the peer's "
-        "(above 1: weft is ahead).\n",
-        CpuCount());
-  }
-
-  bool WriteCsv(const std::string& path) const {
-    std::ofstream out(path);
-    out << "workload,runtime,value,unit,higher_is_better\n";
-    for (const auto& [workload, contender] : order_) {
-      const Result& result = results_.at({workload, contender});
-      if (!result.ok) continue;
-      out << workload->id << ',' << ContenderName(contender) << ',' << result.value << ','
-          << workload->PrintedUnit() << ',' << (workload->higher_is_better ? 1 : 0)
-          << '\n';
-    }
-    return static_cast<bool>(out);
-  }
-
-  bool WriteJson(const std::string& path, const Scale& scale) const {
-    std::ofstream out(path);
-    out << "{\n  \"mode\": " << JsonString(scale.quick ? "quick" : "full")
-        << ",\n  \"machine\": {";
-    bool first = true;
-    for (const auto& [key, value] : DescribeMachine()) {
-      out << (first ? "" : ",") << "\n    " << JsonString(key) << ": "
-          << JsonString(value);
-      first = false;
-    }
-    out << "\n  },\n  \"results\": [";
-    first = true;
-    for (const auto& [workload, contender] : order_) {
-      const Result& result = results_.at({workload, contender});
-      out << (first ? "" : ",") << "\n    {\"workload\": " << JsonString(workload->id)
-          << ", \"runtime\": " << JsonString(ContenderName(contender));
-      if (result.ok) {
-        out << ", \"value\": " << result.value
-            << ", \"unit\": " << JsonString(workload->PrintedUnit());
-      } else {
-        out << ", \"error\": " << JsonString(result.error);
-      }
-      out << "}";
-      first = false;
-    }
-    out << "\n  ],\n  \"targets\": [";
-    first = true;
-    for (const Workload* workload : workloads_) {
-      for (const Target& target : workload->targets) {
-        out << (first ? "" : ",") << "\n    {\"workload\": " << JsonString(workload->id)
-            << ", \"target\": " << JsonString(Describe(*workload, target))
-            << ", \"verdict\": " << JsonString(Verdict(workload, target)) << "}";
-        first = false;
-      }
-    }
-    out << "\n  ]\n}\n";
-    return static_cast<bool>(out);
-  }
-
- private:
-  std::optional<double> Value(const Workload* workload, Contender contender) const {
-    const auto found = results_.find({workload, contender});
-    if (found == results_.end() || !found->second.ok) return std::nullopt;
-    return found->second.value;
-  }
-
-  // How many times better weft's figure is than `peer`'s.
-  std::optional<double> Advantage(const Workload* workload, Contender peer) const {
-    const std::optional<double> weft = Value(workload, Contender::kWeft);
-    const std::optional<double> theirs = Value(workload, peer);
-    if (!weft || !theirs || *weft <= 0 || *theirs <= 0) return std::nullopt;
-    return workload->higher_is_better ? *weft / *theirs : *theirs / *weft;
-  }
-
-  std::string Cell(const Workload* workload, Contender contender) const {
-    // W0 is nobody's runtime: its figure lives in the floor column.
-    if (workload->is_floor) return "-";
-    const auto found = results_.find({workload, contender});
-    if (found == results_.end()) return "-";
-    if (!found->second.ok) return "error";
-    return FormatFigure(*workload, found->second.value);
-  }
-
-  static std::string Describe(const Workload& workload, const Target& target) {
-    const std::string factor = Format("%g", target.factor) + "×";
-    switch (target.kind) {
-      case Target::Kind::kWithinFloorMultiple:
-        return "≤ " + factor + " W0";
-      case Target::Kind::kAtMost:
-        return "≤ " + FormatFigure(workload, target.factor);
-      case Target::Kind::kAtLeast:
-        return "≥ " + FormatFigure(workload, target.factor);
-      case Target::Kind::kFasterThanPeer:
-        break;
-    }
-    const std::string peer = ShortLabel(target.peer);
-    const char* better = workload.higher_is_better ? "higher" : "faster";
-    if (target.factor == 1) {
-      return std::string(workload.higher_is_better ? "no lower than "
-                                                   : "no slower than ") +
-             peer;
-    }
-    if (target.factor < 1)
-      return "within " + Format("%g", 1 / target.factor) + "× of " + peer;
-    return "≥ " + factor + " " + better + " than " + peer;
-  }
-
-  std::string Verdict(const Workload* workload, const Target& target) const {
-    const std::optional<double> weft = Value(workload, Contender::kWeft);
-    // How far weft is from the target, as a factor: at most 1 means met.
-    double shortfall = 0;
-    switch (target.kind) {
-      case Target::Kind::kWithinFloorMultiple:
-        if (!weft || !floor_) return "not measured";
-        shortfall = *weft / *floor_ / target.factor;
-        break;
-      case Target::Kind::kAtMost:
-        if (!weft) return "not measured";
-        shortfall = *weft / target.factor;
-        break;
-      case Target::Kind::kAtLeast:
-        if (!weft) return "not measured";
-        if (*weft <= 0) return "missed";
-        shortfall = target.factor / *weft;
-        break;
-      case Target::Kind::kFasterThanPeer: {
-        const std::optional<double> advantage = Advantage(workload, target.peer);
-        if (!advantage) return "not measured";
-        shortfall = target.factor / *advantage;
-        break;
-      }
-    }
-    return shortfall <= 1 ? "met" : "missed by " + FormatRatio(shortfall);
-  }
-
-  std::vector<const Workload*> workloads_;
-  std::vector<std::pair<const Workload*, Contender>> order_;
-  std::map<std::pair<const Workload*, Contender>, Result> results_;
-  std::optional<double> floor_;
-};
-
-void PrintHelp() {
-  ::benchmark::PrintDefaultHelp();
-  std::fprintf(stdout,
-               "  [--quick]\n"
-               "          shrink every workload so that the run takes about a minute\n"
-               "  [--go_peer=PATH]\n"
-               "          also run the Go peer (benchmark/peers/go/build.sh builds it)\n"
-               "  [--results_csv=FILE] [--results_json=FILE]\n"
-               "          also write the figures (for tools/plot_benchmarks.sh)\n"
-               "  [--weft_...=...]\n"
-               "          weft's runtime flags (see runtime/runtime.h); the workloads\n"
-               "          set only the number of workers\n");
-}
-
 int RunChild(const std::string& name) {
   const std::function<double()>* body = FindChildBody(name);
   if (body == nullptr) {
@@ -584,27 +216,12 @@ int RunChild(const std::string& name) {
   return 0;
 }
 
-}  // namespace
-
-}  // namespace weft::showcase
-
-int main(int argc, char** argv) {
-  using namespace weft::showcase;
+int Run(const bench::Mode& mode) {
   // Child processes run with the same runtime flags.
-  std::vector<std::string> runtime_flags;
-  for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]).rfind("--weft_", 0) == 0) runtime_flags.push_back(argv[i]);
-  }
-  SetChildProcessFlags(std::move(runtime_flags));
-  ::benchmark::Initialize(&argc, argv, PrintHelp);
-  // Google Benchmark has taken its own flags out; what is left is ours and the
-  // weft_* flags of the runtime.
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (::benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-
+  SetChildProcessFlags(mode.runtime_flag_arguments);
   Scale scale;
-  scale.quick = FLAGS_quick || FLAGS_smoke;
-  scale.smoke = FLAGS_smoke;
+  scale.quick = mode.quick;
+  scale.smoke = mode.smoke;
   AddContextSwitchMeasurements(scale);
   AddYieldMeasurements(scale);
   AddSpawnMeasurements(scale);
@@ -636,7 +253,7 @@ int main(int argc, char** argv) {
     comparison.PrintTable(out);
   }
   int status = 0;
-  if (FLAGS_smoke && comparison.HasErrors()) {
+  if (mode.smoke && comparison.HasErrors()) {
     std::fprintf(stderr,
                  "weft_showcase: a workload failed (see the error lines above)\n");
     status = 1;
@@ -649,6 +266,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft_showcase: cannot write %s\n", FLAGS_results_json.c_str());
     status = 1;
   }
-  ::benchmark::Shutdown();
   return status;
+}
+
+}  // namespace
+
+}  // namespace weft::showcase
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_showcase: every workload of docs/benchmarks.md (W0-W9) and the contention\n"
+      "family (C1-C5) on weft, Boost.Fiber, std::thread and Go, side by side.\n";
+  program.quick = "shrink every workload so that the run takes about a minute";
+  program.smoke =
+      "tiny sizes: check that every workload completes with the right answer\n"
+      "          (exit status 1 if one fails); the timings mean nothing";
+  program.own_flags =
+      "  [--go_peer=PATH]\n"
+      "          also run the Go peer (benchmark/peers/go/build.sh builds it)\n"
+      "  [--results_csv=FILE] [--results_json=FILE]\n"
+      "          also write the figures (for tools/plot_benchmarks.sh)\n";
+  program.runtime_flags = "; the workloads set only\n          the number of workers";
+  return weft::bench::Main(program, argc, argv, weft::showcase::Run);
 }

@@ -16,7 +16,6 @@
 // per measurement and a table comparing each stealing variant with stealing off.
 // --quick shrinks the batches and does one repetition; otherwise the figures are
 // medians of three.
-#include <gflags/gflags.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -31,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "benchmark/bench_flags.h"
+#include "benchmark/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
@@ -323,30 +322,14 @@ std::size_t CpuCount() {
   return static_cast<std::size_t>(CPU_COUNT(&cpus));
 }
 
-void PrintHelp() {
-  bench::PrintHelpWith(
-      "smaller batches and one repetition instead of three",
-      "weft's runtime flags (runtime/flags.cc); each workload sets the\n          "
-      "topology, worker and group counts and the stealing ratios itself");
-}
-
-}  // namespace
-
-}  // namespace weft
-
-int main(int argc, char** argv) {
-  using namespace weft;
+int Run(const bench::Mode& mode) {
   Scale scale;
-  if (bench::TakeQuickFlag(&argc, argv)) {
+  if (mode.quick) {
     scale.fibers = 2'000;
     scale.tiny_fibers = 20'000;
     scale.batches = 3;
     scale.repetitions = 1;
   }
-  ::benchmark::Initialize(&argc, argv, PrintHelp);
-  // What Google Benchmark left are weft's runtime flags.
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (::benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   // One group (of one worker) per CPU, at least two so that there is someone to
   // steal from.
@@ -376,6 +359,21 @@ int main(int argc, char** argv) {
   // Measured after the benchmarks, on a machine that is otherwise quiet.
   const double work_ns = WorkNanoseconds(kWorkRounds);
   PrintSummary(variants, reporter.results(), cpus, work_ns, scale);
-  ::benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+}  // namespace weft
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_stealing_bench: work stealing between scheduling groups, on a lopsided\n"
+      "load (all fibers in one group) and on a balanced one, with stealing off and on.\n";
+  program.quick = "smaller batches and one repetition instead of three";
+  program.runtime_flags =
+      "; each workload sets the\n          topology, worker and group counts and the "
+      "stealing ratios itself";
+  return weft::bench::Main(program, argc, argv, weft::Run);
 }

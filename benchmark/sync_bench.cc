@@ -11,8 +11,6 @@
 // (Boost.Fiber on one thread, round_robin; two std::threads). The parties are
 // parked at a start gate before the clock starts (benchmark/parties.h) and one
 // untimed batch runs first.
-#include <gflags/gflags.h>
-
 #include <boost/fiber/fiber.hpp>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +19,7 @@
 #include <string>
 #include <thread>
 
-#include "benchmark/bench_flags.h"
+#include "benchmark/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "benchmark/parties.h"
 #include "runtime/runtime.h"
@@ -82,22 +80,8 @@ void Register(std::int64_t items, double min_time) {
   });
 }
 
-void PrintHelp() {
-  bench::PrintHelpWith("smaller batches and a shorter minimum time per measurement",
-                       "weft's runtime flags (runtime/flags.cc)");
-}
-
-}  // namespace
-
-}  // namespace weft
-
-int main(int argc, char** argv) {
-  using namespace weft;
-  const bool quick = bench::TakeQuickFlag(&argc, argv);
-  ::benchmark::Initialize(&argc, argv, PrintHelp);
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (::benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  Register(quick ? 50'000 : 200'000, quick ? 0.1 : 0.5);
+int Run(const bench::Mode& mode) {
+  Register(mode.quick ? 50'000 : 200'000, mode.quick ? 0.1 : 0.5);
   ::benchmark::RunSpecifiedBenchmarks();
   std::printf("\n");
   for (const auto& [runtime, ns] : ns_per_pair)
@@ -107,6 +91,19 @@ int main(int argc, char** argv) {
     if (weft == ns_per_pair.end() || runtime == "weft") continue;
     std::printf("Sem %s/weft %.2fx\n", runtime.c_str(), ns / weft->second);
   }
-  ::benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+}  // namespace weft
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_sync_bench: FiberSemaphore's hand-off throughput next to Boost.Fiber's and\n"
+      "std::thread's equivalents.\n";
+  program.quick = "smaller batches and a shorter minimum time per measurement";
+  program.runtime_flags = "";
+  return weft::bench::Main(program, argc, argv, weft::Run);
 }

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "benchmark/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
@@ -159,4 +160,13 @@ BENCHMARK(BoostChannel)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMillise
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_sync_scaling_bench: FiberSharedMutex reader scaling (1..64) and\n"
+      "FiberChannel throughput next to std::shared_mutex and Boost.Fiber's channel.\n";
+  return weft::bench::Main(program, argc, argv, [](const weft::bench::Mode&) {
+    ::benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  });
+}

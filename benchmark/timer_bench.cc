@@ -27,7 +27,6 @@
 // default timer slack (50 µs, what a program gets) and with 1 ns, the slack
 // weft's TimerWorker sets for itself. --quick: 10k fiber sleepers, T3 only,
 // shorter microbenchmarks.
-#include <gflags/gflags.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
@@ -45,7 +44,7 @@
 #include <thread>
 #include <vector>
 
-#include "benchmark/bench_flags.h"
+#include "benchmark/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
@@ -326,28 +325,13 @@ void PrintLateness(const std::vector<Lateness>& results) {
   }
 }
 
-void PrintHelp() {
-  bench::PrintHelpWith(
-      "10k fiber sleepers instead of 100k, T3 only, shorter microbenchmarks",
-      "weft's runtime flags (runtime/flags.cc)");
-}
-
-}  // namespace
-
-}  // namespace weft
-
-int main(int argc, char** argv) {
-  using namespace weft;
+int Run(const bench::Mode& mode) {
   Scale scale;
-  if (bench::TakeQuickFlag(&argc, argv)) {
+  if (mode.quick) {
     scale.fiber_sleepers = 10'000;
     scale.workloads.resize(1);
     scale.min_time = 0.1;
   }
-  ::benchmark::Initialize(&argc, argv, PrintHelp);
-  // What Google Benchmark left are weft's runtime flags.
-  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (::benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const RuntimeOptions options = RuntimeOptions::FromFlags();
 
   {
@@ -369,6 +353,19 @@ int main(int argc, char** argv) {
     results.push_back(RunThreads(workload, "threads_slack1ns", scale.thread_sleepers, 1));
   }
   PrintLateness(results);
-  ::benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+}  // namespace weft
+
+int main(int argc, char** argv) {
+  weft::bench::Program program;
+  program.about =
+      "weft_timer_bench: the cost of SetTimer+KillTimer and of SleepFor, and how late\n"
+      "100k sleeping fibers wake, next to Boost.Fiber's and threads' sleeps.\n";
+  program.quick = "10k fiber sleepers instead of 100k, T3 only, shorter microbenchmarks";
+  program.runtime_flags = "";
+  return weft::bench::Main(program, argc, argv, weft::Run);
 }

@@ -1,5 +1,5 @@
 // Command weft_go_peer runs the Go side of the benchmark workloads of
-// BENCHMARKS.md (W2a to W9) and of the contention family (C1 to C5,
+// docs/benchmarks.md (W2a to W9) and of the contention family (C1 to C5,
 // contention.go) and prints one `workload go value unit` line per
 // figure, the format weft_showcase prints for weft and its C++ peers, so that a
 // runner can put the runtimes side by side.
