@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The workload runner: installs what is missing (Go and gnuplot included), builds
-# the release kind and the Go peer, runs every workload of BENCHMARKS.md and the
-# contention family (C1-C5, docs/benchmarks.md) on weft and its peers
+# the release kind and the Go peer, runs every workload (W0-W9 and the
+# contention family C1-C5, described in docs/benchmarks.md) on weft and its peers
 # (Boost.Fiber, std::thread, Go) and prints them side by side. The figures are
 # also written to build/release/benchmark/results/ as results.csv and
 # results.json, with the charts advantage.png and times.png.
