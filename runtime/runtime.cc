@@ -52,6 +52,8 @@ StatsLog stats_log;
 
 }  // namespace
 
+void RuntimeOptions::Validate() const { detail::PlanRuntime(*this); }
+
 void StartRuntime(const RuntimeOptions& options) {
   // Throws for any invalid option, before any thread starts.
   const detail::RuntimePlan plan = detail::PlanRuntime(options);
