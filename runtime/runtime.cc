@@ -1,3 +1,4 @@
+#include "runtime/detail/mutex.h"
 #include "runtime/runtime.h"
 
 #include <sched.h>
@@ -58,14 +59,14 @@ void StartRuntime(const RuntimeOptions& options) {
   // Throws for any invalid option, before any thread starts.
   const detail::RuntimePlan plan = detail::PlanRuntime(options);
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
+  detail::LockGuard<detail::Mutex> lock(state.lifecycle_mutex);
   WEFT_CHECK(!state.running.load())
       << "StartRuntime() called while the runtime is already running; call "
          "TerminateRuntime() first";
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
-    std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
+    detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
     detail::CreateGroups(options, plan.layout, plan.groups, plan.chaos_migration, &state);
   }
   for (auto& group : state.groups) group->Start();
@@ -85,7 +86,7 @@ void StartRuntime(const RuntimeOptions& options) {
 
 void TerminateRuntime() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.lifecycle_mutex);
+  detail::LockGuard<detail::Mutex> lock(state.lifecycle_mutex);
   if (!state.running.load()) return;
   WEFT_CHECK(detail::CurrentWorker() == nullptr)
       << "TerminateRuntime() called from a fiber or a FiberWorker; it waits for every "
@@ -108,7 +109,7 @@ void TerminateRuntime() {
   for (auto& group : state.groups) group->StopTimers();
   for (auto& group : state.groups) group->Stop();
   {
-    std::lock_guard<std::mutex> groups_lock(state.groups_mutex);
+    detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
     state.groups.clear();
     state.node_groups.clear();
     state.node_of_cpu.clear();
@@ -121,13 +122,13 @@ void TerminateRuntime() {
 
 std::size_t GetSchedulingGroupCount() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.groups_mutex);
+  detail::LockGuard<detail::Mutex> lock(state.groups_mutex);
   return state.running.load() ? state.groups.size() : 0;
 }
 
 std::string DescribeLayout() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.groups_mutex);
+  detail::LockGuard<detail::Mutex> lock(state.groups_mutex);
   return state.layout;
 }
 
@@ -185,7 +186,7 @@ void DumpRuntimeStats(std::ostream& out) {
 
 RuntimeStats GetRuntimeStats() {
   detail::RuntimeState& state = detail::State();
-  std::lock_guard<std::mutex> lock(state.groups_mutex);
+  detail::LockGuard<detail::Mutex> lock(state.groups_mutex);
   RuntimeStats stats;
   for (const auto& group : state.groups) {
     stats.scheduling_groups.emplace_back();

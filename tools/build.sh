@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Configures and builds weft with Ninja into build/<kind>.
 #
-# Usage: tools/build.sh [release|address|thread] [extra cmake -D options...]
-#   release  optimized build, -DCMAKE_BUILD_TYPE=Release (the default)
-#   address  AddressSanitizer + UndefinedBehaviorSanitizer, RelWithDebInfo
-#   thread   ThreadSanitizer, RelWithDebInfo
+# Usage: tools/build.sh [release|address|thread|thread-safety] [extra cmake -D options...]
+#   release        optimized build, -DCMAKE_BUILD_TYPE=Release (the default)
+#   address        AddressSanitizer + UndefinedBehaviorSanitizer, RelWithDebInfo
+#   thread         ThreadSanitizer, RelWithDebInfo
+#   thread-safety  clang with -Wthread-safety -Werror: the lock annotations are
+#                  checked at compile time (a failed check fails the build)
 # Extra arguments are passed to the configure step, e.g.
 #   tools/build.sh release -DWEFT_BUILD_BENCHMARKS=OFF
 set -euo pipefail
@@ -21,8 +23,12 @@ case "${kind}" in
     options=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZER=thread
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++)
     ;;
+  thread-safety)
+    options=(-DCMAKE_BUILD_TYPE=Release -DWEFT_SANITIZER= -DWEFT_THREAD_SAFETY_ANALYSIS=ON
+      -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++)
+    ;;
   *)
-    echo "usage: $0 [release|address|thread] [cmake options...]" >&2
+    echo "usage: $0 [release|address|thread|thread-safety] [cmake options...]" >&2
     exit 2
     ;;
 esac

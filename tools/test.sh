@@ -2,10 +2,14 @@
 # Installs what is missing, builds build/<kind>, and runs weft's whole test
 # suite with CTest.
 #
-# Usage: tools/test.sh [release|address|thread|chaos] [extra ctest arguments...]
+# Usage: tools/test.sh [release|address|thread|chaos|thread-safety] [ctest arguments...]
 #   e.g. tools/test.sh thread -R FiberMutex
 # `chaos` runs the release build's suite with WEFT_CHAOS_MIGRATION=1: every
 # fiber made ready resumes on another worker (RuntimeOptions::chaos_migration).
+# `thread-safety` builds with clang and -Wthread-safety -Werror (a lock
+# annotation broken anywhere in the library fails the build) and runs the
+# annotation tests, the negative compile tests among them, and the layering
+# check.
 # Sanitizer options set below are defaults: values already in ASAN_OPTIONS,
 # UBSAN_OPTIONS or TSAN_OPTIONS are appended and so take precedence.
 set -euo pipefail
@@ -13,9 +17,9 @@ set -euo pipefail
 kind="${1:-release}"
 (($# > 0)) && shift
 case "${kind}" in
-  release | address | thread | chaos) ;;
+  release | address | thread | chaos | thread-safety) ;;
   *)
-    echo "usage: $0 [release|address|thread|chaos] [ctest arguments...]" >&2
+    echo "usage: $0 [release|address|thread|chaos|thread-safety] [ctest arguments...]" >&2
     exit 2
     ;;
 esac
@@ -27,6 +31,9 @@ build="${kind}"
 if [[ "${kind}" == release || "${kind}" == chaos ]]; then
   build=release
   bash "${root}/tools/build.sh" release
+elif [[ "${kind}" == thread-safety ]]; then
+  bash "${root}/tools/build.sh" thread-safety -DWEFT_BUILD_BENCHMARKS=OFF
+  set -- -R 'thread_safety|ThreadSafety|layering' "$@"
 else
   # The benchmarks register no tests; building them under a sanitizer only
   # costs CI time.

@@ -1,3 +1,4 @@
+#include "runtime/detail/mutex.h"
 #include "runtime/detail/stack_pool.h"
 
 #include <errno.h>
@@ -64,8 +65,8 @@ SizeClass DefaultClass() {
 }
 
 // Guards the links of the list of mapped stacks.
-std::mutex& RegistryMutex() {
-  static std::mutex* mutex = new std::mutex;  // never destroyed, like the pool
+Mutex& RegistryMutex() {
+  static Mutex* mutex = new Mutex;  // never destroyed, like the pool
   return *mutex;
 }
 
@@ -88,7 +89,7 @@ namespace {
 
 void RegisterStack(const Stack& stack) {
   StackRecord* record = RecordOf(stack);
-  std::lock_guard<std::mutex> lock(RegistryMutex());
+  LockGuard<Mutex> lock(RegistryMutex());
   record->fiber = nullptr;
   record->prev = &weft_debug_stacks;
   record->next = weft_debug_stacks.next;
@@ -131,7 +132,7 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
 // next to each other.
 void UnmapStacks(std::vector<Stack>* stacks) {
   {
-    std::lock_guard<std::mutex> lock(RegistryMutex());
+    LockGuard<Mutex> lock(RegistryMutex());
     for (const Stack& stack : *stacks) {
       StackRecord* record = RecordOf(stack);
       record->prev->next = record->next;
@@ -183,7 +184,7 @@ class GlobalPool {
   // usually cold in this CPU's caches and TLB, and walking 32 of them under the
   // pool's mutex cost more than the rest of starting a fiber.
   FreeStackNode* Take(SizeClass cls, bool one, std::size_t* taken) {
-    std::lock_guard<std::mutex> lock(mu_);
+    LockGuard<Mutex> lock(mu_);
     std::vector<Batch>& batches = BatchesFor(cls);
     if (batches.empty()) {
       *taken = 0;
@@ -203,14 +204,14 @@ class GlobalPool {
   // Adds a chain of `n` stacks of `cls` (linked through FreeStackNode::next,
   // ending in nullptr) as one batch.
   void Put(SizeClass cls, FreeStackNode* head, std::size_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
+    LockGuard<Mutex> lock(mu_);
     BatchesFor(cls).push_back(Batch{head, n});
   }
 
   void ReleaseAll() {
     std::vector<Class> classes;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      LockGuard<Mutex> lock(mu_);
       classes.swap(classes_);
     }
     std::vector<Stack> stacks;
@@ -242,7 +243,7 @@ class GlobalPool {
     return classes_.back().batches;
   }
 
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<Class> classes_;  // a handful of size classes at most
 };
 

@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "runtime/detail/mutex.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 
@@ -19,7 +20,7 @@ class KeyRegistry {
   }
 
   LocalKey Allocate() {
-    std::lock_guard<std::mutex> lock(mu_);
+    LockGuard<Mutex> lock(mu_);
     if (free_slots_.empty()) {
       generations_.push_back(1);
       return LocalKey{static_cast<std::uint32_t>(generations_.size() - 1), 1};
@@ -30,12 +31,12 @@ class KeyRegistry {
   }
 
   void Free(LocalKey key) {
-    std::lock_guard<std::mutex> lock(mu_);
+    LockGuard<Mutex> lock(mu_);
     free_slots_.push_back(key.slot);
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<std::uint64_t> generations_;  // the latest generation of each slot
   std::vector<std::uint32_t> free_slots_;
 };

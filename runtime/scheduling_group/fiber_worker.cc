@@ -11,6 +11,7 @@
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/futex.h"
+#include "runtime/detail/mutex.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
@@ -72,7 +73,9 @@ __attribute__((noinline)) FiberWorker* CurrentWorker() {
   return current_worker;
 }
 
-FiberWorker* CompleteSwitch(SwitchArrival arrival) {
+// Not analysed: kUnlock releases a lock that the fiber which switched away
+// acquired (WaitQueue::Park's lock), on its behalf.
+FiberWorker* CompleteSwitch(SwitchArrival arrival) WEFT_NO_THREAD_SAFETY_ANALYSIS {
   // Copy everything first: after a requeue or unlock, another worker may resume
   // the switcher and overwrite the record on its stack.
   const SwitchRecord record = *static_cast<const SwitchRecord*>(arrival.data);
@@ -462,7 +465,7 @@ void FiberMain(SwitchArrival arrival) {
   } else {
     Waiter* joiners;
     {
-      std::lock_guard<Spinlock> lock(self->exit_lock);
+      LockGuard<Spinlock> lock(self->exit_lock);
       self->exited.store(true, std::memory_order_release);
       joiners = self->joiners.PopAll();
     }

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/detail/mutex.h"
 #include "runtime/detail/spinlock.h"
 
 namespace weft::detail {
@@ -33,7 +34,7 @@ class LocalRunStack {
   LocalRunStack& operator=(const LocalRunStack&) = delete;
 
   void Push(T* item) {
-    std::lock_guard<Spinlock> lock(lock_);
+    LockGuard<Spinlock> lock(lock_);
     if (count_ == ring_.size()) Grow();
     ring_[(head_ + count_) & (ring_.size() - 1)] = item;
     ++count_;
@@ -44,7 +45,7 @@ class LocalRunStack {
 
   // The newest item, or nullptr.
   T* PopNewest() {
-    std::lock_guard<Spinlock> lock(lock_);
+    LockGuard<Spinlock> lock(lock_);
     if (count_ == 0) return nullptr;
     --count_;
     Publish();
@@ -53,7 +54,7 @@ class LocalRunStack {
 
   // The oldest item, or nullptr; only if at least `at_least` items are held.
   T* PopOldest(std::size_t at_least = 1) {
-    std::lock_guard<Spinlock> lock(lock_);
+    LockGuard<Spinlock> lock(lock_);
     if (count_ == 0 || count_ < at_least) return nullptr;
     T* item = ring_[head_];
     head_ = (head_ + 1) & (ring_.size() - 1);
@@ -70,10 +71,10 @@ class LocalRunStack {
  private:
   static constexpr std::size_t kInitialCapacity = 64;
 
-  void Publish() { size_.store(count_, std::memory_order_relaxed); }
+  void Publish() WEFT_REQUIRES(lock_) { size_.store(count_, std::memory_order_relaxed); }
 
   // Doubles the capacity, keeping the order; under lock_.
-  void Grow() {
+  void Grow() WEFT_REQUIRES(lock_) {
     std::vector<T*> bigger(ring_.size() * 2);
     for (std::size_t i = 0; i < count_; ++i) {
       bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
@@ -83,9 +84,9 @@ class LocalRunStack {
   }
 
   Spinlock lock_;
-  std::vector<T*> ring_;   // a power of two in size; guarded by lock_
-  std::size_t head_ = 0;   // index of the oldest item; guarded by lock_
-  std::size_t count_ = 0;  // guarded by lock_
+  std::vector<T*> ring_ WEFT_GUARDED_BY(lock_);  // a power of two in size
+  std::size_t head_ WEFT_GUARDED_BY(lock_) = 0;  // index of the oldest item
+  std::size_t count_ WEFT_GUARDED_BY(lock_) = 0;
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> generation_{0};
 };

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
 #include "runtime/machine/topology.h"
 #include "runtime/runtime_options.h"
@@ -30,21 +31,21 @@ struct NodeGroups {
 // The runtime's global state. Never destroyed: plain threads may still probe it
 // (and fail to get a launch ticket) during and after process exit.
 struct RuntimeState {
-  std::mutex lifecycle_mutex;  // serializes StartRuntime / TerminateRuntime
+  Mutex lifecycle_mutex;  // serializes StartRuntime / TerminateRuntime
   std::atomic<bool> running{false};
   std::atomic<bool> closing{false};
   std::atomic<std::int64_t> launch_tickets{0};
   // Guards `groups` against the readers below that may run on any thread, fibers
   // included, at any time. TerminateRuntime holds lifecycle_mutex while it waits
   // for fibers, so those readers must not take that one.
-  std::mutex groups_mutex;
+  Mutex groups_mutex;
   // Replaced only while running is false and no ticket is held, so fibers and
   // ticket holders read these without groups_mutex.
   std::vector<NumaNodePtr<SchedulingGroup>> groups;
   std::atomic<std::size_t> next_group{0};
   std::vector<int> node_of_cpu;                          // see CpuLayout
   std::vector<std::unique_ptr<NodeGroups>> node_groups;  // by NUMA node; may be null
-  std::string layout;  // DescribeLayout(); guarded by groups_mutex
+  std::string layout WEFT_GUARDED_BY(groups_mutex);      // DescribeLayout()
   std::atomic<std::uint64_t> next_id_block{1};
   std::atomic<bool> chaos_migration{false};  // of the running runtime
 };
@@ -61,7 +62,7 @@ std::uint64_t AliveFibers(const RuntimeState& state);
 // while the runtime is not running.
 void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
                   const std::vector<GroupPlan>& plans, bool chaos_migration,
-                  RuntimeState* state);
+                  RuntimeState* state) WEFT_REQUIRES(state->groups_mutex);
 
 // A plain thread holds a launch ticket from AllocateFiber until its fiber is
 // queued, so TerminateRuntime cannot stop the workers in between. Returns false

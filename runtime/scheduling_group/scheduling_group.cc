@@ -3,6 +3,7 @@
 #include <cstddef>
 
 #include "runtime/detail/check.h"
+#include "runtime/detail/mutex.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 
 namespace weft::detail {
@@ -102,7 +103,7 @@ FiberEntity* SchedulingGroup::PopForThief() {
 }
 
 void SchedulingGroup::PushOverflow(FiberEntity* fiber) {
-  std::lock_guard<std::mutex> lock(overflow_mutex_);
+  LockGuard<Mutex> lock(overflow_mutex_);
   fiber->next = nullptr;
   if (overflow_tail_ == nullptr) {
     overflow_head_ = fiber;
@@ -115,10 +116,9 @@ void SchedulingGroup::PushOverflow(FiberEntity* fiber) {
 }
 
 FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
-  std::unique_lock<std::mutex> lock(overflow_mutex_, std::try_to_lock);
-  if (!lock.owns_lock()) {
+  if (!overflow_mutex_.try_lock()) {
     if (popped != nullptr) return popped;  // another worker is draining
-    lock.lock();
+    overflow_mutex_.lock();
   }
   // Refill the ring in FIFO order as far as it has room, so overflowed fibers
   // run before anything pushed later finds a free slot.
@@ -136,7 +136,7 @@ FiberEntity* SchedulingGroup::PopWithOverflow(FiberEntity* popped) {
   }
   if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
   overflow_size_.fetch_sub(moved, std::memory_order_relaxed);
-  lock.unlock();
+  overflow_mutex_.unlock();
   if (popped == nullptr) popped = queue_.Pop();
   return popped;
 }

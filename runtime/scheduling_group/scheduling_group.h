@@ -44,6 +44,7 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
 #include "runtime/runtime_stats.h"
 #include "runtime/scheduling_group/fiber_worker.h"
@@ -225,9 +226,9 @@ class SchedulingGroup {
   std::atomic<bool> stopping_{false};
 
   alignas(64) std::atomic<std::size_t> overflow_size_{0};
-  std::mutex overflow_mutex_;
-  FiberEntity* overflow_head_ = nullptr;  // guarded by overflow_mutex_
-  FiberEntity* overflow_tail_ = nullptr;  // guarded by overflow_mutex_
+  Mutex overflow_mutex_;
+  FiberEntity* overflow_head_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
+  FiberEntity* overflow_tail_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
   std::atomic<std::uint64_t> overflows_{0};
   std::atomic<std::uint64_t> external_created_{0};
   std::atomic<std::uint64_t> stolen_away_{0};

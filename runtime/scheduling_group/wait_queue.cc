@@ -54,6 +54,15 @@ struct ParkTimeout {
   }
 };
 
+// Switches the calling fiber away; the context that runs next releases `lock`
+// once the fiber's registers are saved (AfterSwitch::kUnlock), so no waker can
+// resume it before then. The release happens in that other context, which the
+// analysis cannot follow.
+void SwitchAwayReleasing(FiberWorker* worker, Spinlock& lock)
+    WEFT_RELEASE(lock) WEFT_NO_THREAD_SAFETY_ANALYSIS {
+  worker->SwitchAway(AfterSwitch::kUnlock, &lock);
+}
+
 }  // namespace
 
 void WaitQueue::Link(Waiter* waiter) {
@@ -73,7 +82,7 @@ void WaitQueue::Park(Waiter* waiter, Spinlock& lock) {
   waiter->fiber = worker != nullptr ? worker->current_fiber() : nullptr;
   Link(waiter);
   if (waiter->fiber != nullptr) {
-    worker->SwitchAway(AfterSwitch::kUnlock, &lock);
+    SwitchAwayReleasing(worker, lock);
     return;
   }
   lock.unlock();
@@ -130,7 +139,7 @@ bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
   // The timer thread takes `lock` before it touches the waiter, so it cannot
   // act before this fiber is fully parked.
   timers.Submit(&timeout->entry);
-  worker->SwitchAway(AfterSwitch::kUnlock, &lock);
+  SwitchAwayReleasing(worker, lock);
 
   if (waiter->timed_out) {
     ParkTimeout::Release(timeout);

@@ -3,8 +3,11 @@
 // plain thread (blocked on a futex).
 //
 // A WaitQueue is not synchronized by itself: its owner guards it with a Spinlock
-// and decides, under that lock, whether to wait. Park() releases the lock only
-// after the caller can no longer miss a Wake(): a fiber's context is saved before
+// and decides, under that lock, whether to wait. Every WaitQueue member in weft
+// is declared WEFT_GUARDED_BY(that lock), so clang's thread-safety analysis
+// (the thread-safety build) rejects a call on one without the lock held; Park
+// and ParkUntil take the lock and release it (WEFT_RELEASE). Park() releases the lock
+// only after the caller can no longer miss a Wake(): a fiber's context is saved before
 // the next context releases the lock; a thread re-checks its futex word.
 //
 // Waiter objects live on the waiter's stack for exactly as long as it is queued.

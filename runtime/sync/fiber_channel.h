@@ -53,6 +53,7 @@
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/deadline.h"
+#include "runtime/detail/mutex.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/scheduling_group/wait_queue.h"
 
@@ -77,7 +78,7 @@ class FiberChannel {
 
   explicit FiberChannel(std::size_t capacity) : slots_(CheckedCapacity(capacity)) {}
   ~FiberChannel() {
-    std::lock_guard<detail::Spinlock> guard(lock_);
+    detail::LockGuard<detail::Spinlock> guard(lock_);
     WEFT_CHECK(pushers_.empty() && poppers_.empty())
         << "a FiberChannel was destroyed while fibers or threads wait on it; Close() "
            "it and let them return first";
@@ -129,7 +130,7 @@ class FiberChannel {
     std::optional<T> value;
     detail::Waiter* producer = nullptr;
     {
-      std::lock_guard<detail::Spinlock> guard(lock_);
+      detail::LockGuard<detail::Spinlock> guard(lock_);
       if (count_ == 0) return value;
       producer = TakeFrontLocked(&value);
     }
@@ -152,7 +153,7 @@ class FiberChannel {
     detail::Waiter* producers;
     detail::Waiter* consumers;
     {
-      std::lock_guard<detail::Spinlock> guard(lock_);
+      detail::LockGuard<detail::Spinlock> guard(lock_);
       closed_ = true;
       producers = pushers_.PopAll();
       consumers = poppers_.PopAll();
@@ -222,7 +223,7 @@ class FiberChannel {
   bool TryPushImpl(U& value) {
     detail::Waiter* consumer = nullptr;
     {
-      std::lock_guard<detail::Spinlock> guard(lock_);
+      detail::LockGuard<detail::Spinlock> guard(lock_);
       if (closed_) return false;
       consumer = HandOffLocked(value);
       if (consumer == nullptr) {

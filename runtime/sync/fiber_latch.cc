@@ -1,3 +1,4 @@
+#include "runtime/detail/mutex.h"
 #include "runtime/sync/fiber_latch.h"
 
 #include <mutex>
@@ -21,7 +22,7 @@ void FiberLatch::CountDown(std::ptrdiff_t n) {
   if (n == 0) return;
   detail::Waiter* released;
   {
-    std::lock_guard<detail::Spinlock> guard(lock_);
+    detail::LockGuard<detail::Spinlock> guard(lock_);
     const std::ptrdiff_t left = count_.load(std::memory_order_relaxed) - n;
     WEFT_CHECK(left >= 0) << "FiberLatch::CountDown(" << n
                           << ") below zero (the count was " << left + n << ")";
@@ -36,7 +37,7 @@ void FiberLatch::CountDown(std::ptrdiff_t n) {
 void FiberLatch::ReleaseAll() {
   detail::Waiter* released;
   {
-    std::lock_guard<detail::Spinlock> guard(lock_);
+    detail::LockGuard<detail::Spinlock> guard(lock_);
     if (count_.load(std::memory_order_relaxed) == 0) return;
     count_.store(0, std::memory_order_release);
     released = waiters_.PopAll();

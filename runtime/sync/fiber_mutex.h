@@ -34,17 +34,18 @@
 #include "runtime/detail/check.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/scheduling_group/wait_queue.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft {
 
-class FiberMutex {
+class WEFT_CAPABILITY("mutex") FiberMutex {
  public:
   FiberMutex() = default;
   ~FiberMutex();
   FiberMutex(const FiberMutex&) = delete;
   FiberMutex& operator=(const FiberMutex&) = delete;
 
-  void lock() {
+  void lock() WEFT_ACQUIRE() {
     std::uint32_t expected = kUnlocked;
     if (WEFT_LIKELY(state_.compare_exchange_strong(
             expected, kLocked, std::memory_order_acquire, std::memory_order_relaxed))) {
@@ -53,13 +54,13 @@ class FiberMutex {
     LockSlow(nullptr);
   }
 
-  bool try_lock() {
+  bool try_lock() WEFT_TRY_ACQUIRE(true) {
     std::uint32_t expected = kUnlocked;
     return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
 
-  void unlock() {
+  void unlock() WEFT_RELEASE() {
     std::uint32_t expected = kLocked;
     if (WEFT_LIKELY(state_.compare_exchange_strong(
             expected, kUnlocked, std::memory_order_release, std::memory_order_relaxed))) {

@@ -31,6 +31,7 @@
 #include "runtime/detail/deadline.h"
 #include "runtime/sync/fiber_mutex.h"
 #include "runtime/sync/fiber_timed_mutex.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft {
 
@@ -48,20 +49,21 @@ class RecursiveOwnership {
   RecursiveOwnership(const RecursiveOwnership&) = delete;
   RecursiveOwnership& operator=(const RecursiveOwnership&) = delete;
 
-  void lock() {
+  // Not analysed: the inner mutex stays held across calls by design.
+  void lock() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     const std::uint64_t me = CurrentOwnerId();
     if (Relock(me)) return;
     mutex_.lock();
     Own(me);
   }
-  bool try_lock() {
+  bool try_lock() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     const std::uint64_t me = CurrentOwnerId();
     if (Relock(me)) return true;
     if (!mutex_.try_lock()) return false;
     Own(me);
     return true;
   }
-  void unlock() {
+  void unlock() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     WEFT_CHECK(owner_.load(std::memory_order_relaxed) == CurrentOwnerId())
         << "unlock() of a recursive fiber mutex by a fiber or thread that does not own "
            "it; only the owner unlocks, once per lock()";
@@ -110,7 +112,7 @@ class FiberRecursiveTimedMutex : public detail::RecursiveOwnership<FiberTimedMut
   }
 
  private:
-  bool TryLockUntilSteady(detail::SteadyTime deadline) {
+  bool TryLockUntilSteady(detail::SteadyTime deadline) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     const std::uint64_t me = detail::CurrentOwnerId();
     if (Relock(me)) return true;
     if (!mutex_.try_lock_until(deadline)) return false;

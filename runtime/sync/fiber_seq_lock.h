@@ -24,30 +24,32 @@
 #include <cstdint>
 
 #include "runtime/sync/fiber_mutex.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft {
 
-class FiberSeqLock {
+// A capability for its writers (lock/unlock); readers hold nothing.
+class WEFT_CAPABILITY("mutex") FiberSeqLock {
  public:
   FiberSeqLock() = default;
   // A reader may destroy the lock as soon as its read section succeeded, while
   // the writer whose unlock() ended the wait is still releasing writers_:
   // taking writers_ waits for that.
-  ~FiberSeqLock() {
+  ~FiberSeqLock() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     writers_.lock();
     writers_.unlock();
   }
   FiberSeqLock(const FiberSeqLock&) = delete;
   FiberSeqLock& operator=(const FiberSeqLock&) = delete;
 
-  void lock() {
+  void lock() WEFT_ACQUIRE() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     writers_.lock();
     const std::uint64_t seq = seq_.load(std::memory_order_relaxed);
     seq_.store(seq + 1, std::memory_order_relaxed);  // odd: a write is in progress
     // The odd value is visible before any of the writer's data stores.
     std::atomic_thread_fence(std::memory_order_release);
   }
-  void unlock() {
+  void unlock() WEFT_RELEASE() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     seq_.store(seq_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     writers_.unlock();
   }

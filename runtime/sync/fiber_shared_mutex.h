@@ -25,25 +25,26 @@
 #include "runtime/detail/check.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/scheduling_group/wait_queue.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft {
 
-class FiberSharedMutex {
+class WEFT_CAPABILITY("mutex") FiberSharedMutex {
  public:
   FiberSharedMutex() = default;
   ~FiberSharedMutex();
   FiberSharedMutex(const FiberSharedMutex&) = delete;
   FiberSharedMutex& operator=(const FiberSharedMutex&) = delete;
 
-  void lock() {
+  void lock() WEFT_ACQUIRE() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     if (!try_lock()) LockSlow();
   }
-  bool try_lock() {
+  bool try_lock() WEFT_TRY_ACQUIRE(true) {
     std::uint32_t expected = 0;
     return state_.compare_exchange_strong(expected, kWriter, std::memory_order_acquire,
                                           std::memory_order_relaxed);
   }
-  void unlock() {
+  void unlock() WEFT_RELEASE() {
     std::uint32_t expected = kWriter;
     if (WEFT_LIKELY(state_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                                    std::memory_order_relaxed))) {
@@ -52,10 +53,10 @@ class FiberSharedMutex {
     UnlockSlow(expected);
   }
 
-  void lock_shared() {
+  void lock_shared() WEFT_ACQUIRE_SHARED() WEFT_NO_THREAD_SAFETY_ANALYSIS {
     if (!try_lock_shared()) LockSharedSlow();
   }
-  bool try_lock_shared() {
+  bool try_lock_shared() WEFT_TRY_ACQUIRE_SHARED(true) {
     std::uint32_t state = state_.load(std::memory_order_relaxed);
     while ((state & (kWriter | kWriterWaiting)) == 0) {
       if (state_.compare_exchange_weak(state, state + 1, std::memory_order_acquire,
@@ -65,7 +66,7 @@ class FiberSharedMutex {
     }
     return false;
   }
-  void unlock_shared() {
+  void unlock_shared() WEFT_RELEASE_SHARED() {
     const std::uint32_t before = state_.fetch_sub(1, std::memory_order_release);
     if (WEFT_UNLIKELY((before & kReaderMask) <= 1)) UnlockSharedSlow(before);
   }

@@ -10,20 +10,26 @@
 
 #include "runtime/detail/deadline.h"
 #include "runtime/sync/fiber_mutex.h"
+#include "runtime/thread_annotations.h"
 
 namespace weft {
 
-class FiberTimedMutex {
+class WEFT_CAPABILITY("mutex") FiberTimedMutex {
  public:
-  void lock() { mutex_.lock(); }
-  bool try_lock() { return mutex_.try_lock(); }
-  void unlock() { mutex_.unlock(); }
+  // The bodies hand over to the FiberMutex inside, which the analysis would
+  // otherwise count as a second lock held.
+  void lock() WEFT_ACQUIRE() WEFT_NO_THREAD_SAFETY_ANALYSIS { mutex_.lock(); }
+  bool try_lock() WEFT_TRY_ACQUIRE(true) WEFT_NO_THREAD_SAFETY_ANALYSIS {
+    return mutex_.try_lock();
+  }
+  void unlock() WEFT_RELEASE() WEFT_NO_THREAD_SAFETY_ANALYSIS { mutex_.unlock(); }
 
   // Locks if the mutex can be had within `timeout`. A zero or negative timeout
   // tries once, like try_lock(); `duration::max()` waits as long as it takes.
   // Returns whether the mutex was acquired.
   template <class Rep, class Period>
-  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout)
+      WEFT_TRY_ACQUIRE(true) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     return TryLockUntilSteady(detail::DeadlineAfter(timeout));
   }
 
@@ -31,12 +37,13 @@ class FiberTimedMutex {
   // the past tries once; `time_point::max()` waits as long as it takes.
   // Returns whether the mutex was acquired.
   template <class Clock, class Duration>
-  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline)
+      WEFT_TRY_ACQUIRE(true) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     return TryLockUntilSteady(detail::ToSteadyDeadline(deadline));
   }
 
  private:
-  bool TryLockUntilSteady(detail::SteadyTime deadline) {
+  bool TryLockUntilSteady(detail::SteadyTime deadline) WEFT_NO_THREAD_SAFETY_ANALYSIS {
     if (mutex_.try_lock()) return true;
     if (deadline <= std::chrono::steady_clock::now()) return false;
     return mutex_.LockSlow(&deadline);

@@ -1,3 +1,4 @@
+#include "runtime/detail/mutex.h"
 #include "runtime/timer/timer.h"
 
 #include <errno.h>
@@ -61,7 +62,7 @@ struct UserTimer {
 void UserTimer::OnDrop(TimerEntry* entry) {
   UserTimer* timer = From(entry);
   {
-    std::lock_guard<Spinlock> guard(timer->lock);
+    detail::LockGuard<detail::Spinlock> guard(timer->lock);
     timer->armed = false;
   }
   timer->Release();
@@ -91,7 +92,7 @@ void UserTimer::OnDue(TimerEntry* entry) {
     // The runtime is terminating: the timer is cancelled and never runs.
     Waiter* killers;
     {
-      std::lock_guard<Spinlock> guard(timer->lock);
+      detail::LockGuard<detail::Spinlock> guard(timer->lock);
       timer->cancelled = true;
       killers = timer->EndRun();
     }
@@ -102,14 +103,14 @@ void UserTimer::OnDue(TimerEntry* entry) {
 
 void UserTimer::RunCallback() {
   {
-    std::lock_guard<Spinlock> guard(lock);
+    detail::LockGuard<detail::Spinlock> guard(lock);
     running_fiber = this_fiber::GetId();
   }
   callback->Run();
   bool rearm = false;
   Waiter* waiting_killers;
   {
-    std::lock_guard<Spinlock> guard(lock);
+    detail::LockGuard<detail::Spinlock> guard(lock);
     if (!cancelled && period.count() != 0) {
       // The next tick on the original schedule that is still ahead: a run
       // longer than the period skips ticks instead of queueing them.

@@ -29,7 +29,7 @@ using testing::Watchdog;
 
 TEST(WakePolicy, PlainThreadsCreateAndJoinFibersWithoutLosingWakeUps) {
   constexpr std::size_t kThreads = 4;
-  const std::size_t handoffs = Scaled(250000);
+  constexpr std::size_t handoffs = Scaled(250000);
   Runtime runtime(OptionsWithWorkers(4));
   const std::uint64_t sleeps_before = SumOverGroups(&SchedulingGroupStats::sleeps);
   const std::uint64_t wakeups_before = SumOverGroups(&SchedulingGroupStats::wakeups);
@@ -44,7 +44,7 @@ TEST(WakePolicy, PlainThreadsCreateAndJoinFibersWithoutLosingWakeUps) {
     });
     std::vector<std::thread> threads;
     for (std::size_t t = 0; t != kThreads; ++t) {
-      threads.emplace_back([&counts, &progress, t, handoffs] {
+      threads.emplace_back([&counts, &progress, t] {
         for (std::size_t i = 0; i != handoffs; ++i) {
           Fiber fiber([&counts, t] { ++counts[t]; });
           fiber.Join();
@@ -66,13 +66,13 @@ TEST(WakePolicy, PlainThreadsCreateAndJoinFibersWithoutLosingWakeUps) {
 
 TEST(WakePolicy, PlainThreadsSeeEveryStoreOfTheFibersTheyStart) {
   constexpr std::size_t kThreads = 2;
-  const std::size_t handoffs = Scaled(50000);
+  constexpr std::size_t handoffs = Scaled(50000);
   Runtime runtime(OptionsWithWorkers(8));
 
   std::vector<std::atomic<std::size_t>> seen(kThreads);
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t != kThreads; ++t) {
-    threads.emplace_back([&seen, t, handoffs] {
+    threads.emplace_back([&seen, t] {
       std::atomic<std::size_t>& mine = seen[t];
       for (std::size_t i = 1; i <= handoffs; ++i) {
         ASSERT_TRUE(StartFiberDetached([&mine, i] {
@@ -104,7 +104,7 @@ TEST(WakePolicy, HandOffsArrivingAtEveryStageOfFallingAsleepWakeTheWorker) {
   // One worker, so no other worker can be woken instead: a wake-up lost while it
   // turns from spinner to sleeper strands the fiber for good.
   Runtime runtime(OptionsWithWorkers(1));
-  const std::size_t handoffs = Scaled(50000);
+  constexpr std::size_t handoffs = Scaled(50000);
   std::atomic<std::size_t> seen{0};
   std::uint32_t random = 12345;
   for (std::size_t i = 1; i <= handoffs; ++i) {
@@ -192,10 +192,10 @@ TEST(WakePolicy, FibersJoiningFibersAcrossGroupsCompleteOnIdleWorkers) {
   options.scheduling_group_size = 4;
   Runtime runtime(options);
   ASSERT_EQ(2u, GetSchedulingGroupCount());
-  const std::size_t handoffs = Scaled(100000);
+  constexpr std::size_t handoffs = Scaled(100000);
   std::size_t ran = 0;  // plain data: each Join() must publish it
   Watchdog watchdog("fibers joining fibers in the other group");
-  Fiber driver([&ran, handoffs] {
+  Fiber driver([&ran] {
     for (std::size_t i = 0; i != handoffs; ++i) {
       FiberAttributes attrs;
       attrs.scheduling_group = i % 2;

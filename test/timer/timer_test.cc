@@ -256,8 +256,8 @@ TEST(TimerStress, KillRacingTheDeadlineRunsAtMostOnceAndNeverAfterTheKill) {
 // here, so only the drain on a batch of submissions or kills frees them.
 TEST(TimerStress, KilledFarOffTimersAreDroppedLongBeforeTheirDeadline) {
   Runtime runtime(testing::OptionsWithWorkers(1));
-  const std::size_t pairs = Scaled(300000, 30000);
-  Fiber([pairs] {
+  constexpr std::size_t pairs = Scaled(300000, 30000);
+  Fiber([] {
     for (std::size_t i = 0; i != pairs; ++i) {
       KillTimer(SetTimer(steady_clock::now() + std::chrono::hours(1), [] {}));
     }
