@@ -77,22 +77,6 @@ void Relax() {
 
 const int kRounds = static_cast<int>(testing::Scaled(5000, 2000));
 
-// One side of a round: a fiber or a plain thread, joined by Join().
-class Party {
- public:
-  explicit Party(Fiber fiber) : fiber_(std::move(fiber)) {}
-  explicit Party(std::thread thread) : thread_(std::move(thread)) {}
-  ~Party() { Join(); }
-  void Join() {
-    if (fiber_.Joinable()) fiber_.Join();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  Fiber fiber_;
-  std::thread thread_;
-};
-
 // Parameters: the waiter's side, the signaller's side, the placement. With
 // one CPU the runtime has one worker on it and plain threads are pinned there
 // too; with two, each side has its own CPU (fibers in their own one-worker
@@ -138,12 +122,12 @@ class LifetimeTest : public ::testing::TestWithParam<std::tuple<Side, Side, Plac
   }
 
   // A fiber or a plain thread running `body` as `role`, placed as above.
-  std::unique_ptr<Party> Start(Side side, Role role, std::function<void()> body) {
+  std::unique_ptr<testing::Actor> Start(Side side, Role role, std::function<void()> body) {
     if (side == Side::kFiber) {
-      return std::make_unique<Party>(Fiber(Attributes(role), std::move(body)));
+      return std::make_unique<testing::Actor>(Fiber(Attributes(role), std::move(body)));
     }
     const int cpu = cpu_[static_cast<int>(role)];
-    return std::make_unique<Party>(std::thread([cpu, body = std::move(body)] {
+    return std::make_unique<testing::Actor>(std::thread([cpu, body = std::move(body)] {
       PinCallingThread(cpu);
       body();
     }));

@@ -25,6 +25,10 @@ inline const char* SideName(Side side) {
 // A fiber or a plain thread running `body`; joined by Join() or destruction.
 class Actor {
  public:
+  // Takes over a fiber or a thread that the caller started (with attributes
+  // or a CPU of its choice).
+  explicit Actor(Fiber fiber) : fiber_(std::move(fiber)) {}
+  explicit Actor(std::thread thread) : thread_(std::move(thread)) {}
   Actor(Side side, std::function<void()> body) {
     if (side == Side::kFiber) {
       fiber_ = Fiber(std::move(body));
