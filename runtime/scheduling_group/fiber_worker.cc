@@ -364,9 +364,12 @@ FiberEntity* FiberWorker::Spin() {
     }
     return found;
   }
-  // Re-check after leaving the spinner count: a producer that saw us spinning
-  // did not wake anyone.
-  return PopQueue();
+  // A producer that saw us spinning woke no one, so its fibers may be queued
+  // now. WaitForWork goes on to Sleep(), whose look at the queue after
+  // announcing the sleep takes them and passes the wake-up on for the rest.
+  // (Taking one here and returning it, as this once did, stranded the others
+  // of a burst while every other worker slept.)
+  return nullptr;
 }
 
 FiberEntity* FiberWorker::Sleep() {
