@@ -38,6 +38,9 @@ constexpr std::chrono::microseconds kStrandedAfter{50};
 // the second look bounds how long such a fiber can wait when its worker's
 // current fiber does not block. One extra wake-up per sleep, none while asleep.
 constexpr std::chrono::milliseconds kSecondLook{1};
+// Fibers one poll of the group's descriptors readies at most before the rest
+// are readied one by one.
+constexpr std::size_t kPollBatch = 64;
 
 thread_local FiberWorker* current_worker = nullptr;
 
@@ -148,10 +151,14 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
   return fiber;
 }
 
-__attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext() {
+__attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool may_poll) {
   if (WEFT_UNLIKELY(--picks_until_rescue_ == 0)) {
     picks_until_rescue_ = kRescueInterval;
     if (FiberEntity* fiber = RescueStranded()) return fiber;
+    // With every worker busy no one sleeps in the poller: look between fibers.
+    if (may_poll) {
+      if (FiberEntity* fiber = PollWithoutWaiting()) return fiber;
+    }
   }
   if (local_.size() != 0) {
     if (++local_streak_ <= kMaxLocalStreak) {
@@ -215,11 +222,13 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
 }
 
 void FiberWorker::SwitchAway(AfterSwitch action, Spinlock* lock) {
-  SwitchFromFiber(PickNext(), action, lock);
+  // A fiber that parks holds its wait-queue lock until the switch is done:
+  // the poll, which takes descriptors' locks, waits for a switch without one.
+  SwitchFromFiber(PickNext(/*may_poll=*/lock == nullptr), action, lock);
 }
 
 void FiberWorker::YieldCurrent() {
-  FiberEntity* next = PickNext();
+  FiberEntity* next = PickNext(/*may_poll=*/true);
   // In chaos mode the caller goes through the queue even when nothing else is
   // ready (switching to the scheduler context, which requeues it), so that
   // another worker resumes it.
@@ -344,6 +353,7 @@ FiberEntity* FiberWorker::Spin() {
     if ((found = TrySteal()) != nullptr) break;
     if (i % kSpinCheckInterval == 0) {
       if ((found = StealAnyLocal(/*patient=*/true)) != nullptr) break;
+      if ((found = PollWithoutWaiting()) != nullptr) break;
       if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
     }
     CpuRelax();
@@ -385,7 +395,15 @@ FiberEntity* FiberWorker::Sleep() {
     return fiber;
   }
   stats_.sleeps.Add();
-  if (WEFT_UNLIKELY(std::exchange(chaos_passed_back_, false))) {
+  IoPoller& poller = group_->poller();
+  if (poller.HasRegistrations() && !chaos_passed_back_ && poller.TryTakeSleeperToken()) {
+    fiber = SleepInPoller(generation);
+    poller.ReturnSleeperToken();
+    if (fiber != nullptr) {
+      group_->WithdrawSleep(index_);
+      return fiber;
+    }
+  } else if (WEFT_UNLIKELY(std::exchange(chaos_passed_back_, false))) {
     // Back after kChaosPatience at the latest, to take a fiber we passed back
     // if no other worker has.
     FutexWaitFor(&wake_generation_, generation,
@@ -416,12 +434,55 @@ FiberEntity* FiberWorker::Sleep() {
   return nullptr;
 }
 
+FiberEntity* FiberWorker::SleepInPoller(std::uint32_t generation) {
+  IoPoller& poller = group_->poller();
+  FiberEntity* batch[kPollBatch];
+  std::size_t n = 0;
+  // Pairs with Wake(): either it sees in_poller_ and interrupts the poll, or
+  // we see its new generation and do not wait.
+  in_poller_.store(true, std::memory_order_seq_cst);
+  int timeout_ms = static_cast<int>(kSecondLook.count());
+  while (n == 0 && wake_generation_.load(std::memory_order_seq_cst) == generation) {
+    n = poller.Poll(timeout_ms, group_, batch, kPollBatch);
+    if (n == 0 && timeout_ms >= 0 &&
+        wake_generation_.load(std::memory_order_acquire) == generation) {
+      // The second look, as in the futex sleep (see kSecondLook).
+      timeout_ms = -1;
+      FiberEntity* fiber = PopQueue();
+      if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
+      if (fiber != nullptr) {
+        in_poller_.store(false, std::memory_order_seq_cst);
+        return fiber;
+      }
+    }
+  }
+  in_poller_.store(false, std::memory_order_seq_cst);
+  if (n == 0) return nullptr;
+  if (n > 1) group_->PushBatch(batch + 1, n - 1);
+  return batch[0];
+}
+
+FiberEntity* FiberWorker::PollWithoutWaiting() {
+  IoPoller& poller = group_->poller();
+  // A worker sleeping in the poller is woken by the kernel for every event.
+  if (!poller.HasRegistrations() || poller.HasSleeper()) return nullptr;
+  FiberEntity* batch[kPollBatch];
+  const std::size_t n = poller.Poll(0, group_, batch, kPollBatch);
+  if (n == 0) return nullptr;
+  if (n > 1) group_->PushBatch(batch + 1, n - 1);
+  return batch[0];
+}
+
 bool FiberWorker::HasReadyWork() const {
   return local_.size() != 0 || !group_->LooksEmpty();
 }
 
 void FiberWorker::Wake() {
-  wake_generation_.fetch_add(1, std::memory_order_release);
+  wake_generation_.fetch_add(1, std::memory_order_seq_cst);
+  if (in_poller_.load(std::memory_order_seq_cst)) {
+    group_->poller().Interrupt();
+    return;
+  }
   FutexWake(&wake_generation_, 1);
 }
 

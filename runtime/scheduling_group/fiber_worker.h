@@ -118,13 +118,24 @@ class FiberWorker {
 
  private:
   void Run();
-  FiberEntity* PickNext();
+  // The next fiber to run after the current one. `may_poll`: no lock is held
+  // across the switch, so the group's poller may be looked at.
+  FiberEntity* PickNext(bool may_poll);
   // The group's Pop(), in chaos mode passing back a fiber that ran here last.
   FiberEntity* PopQueue();
   FiberEntity* ChaosTake(FiberEntity* fiber);
   FiberEntity* WaitForWork();
   FiberEntity* Spin();
   FiberEntity* Sleep();
+  // Sleep() in the group's poller, whose sleeper token the caller holds: waits
+  // in epoll_wait until descriptors become ready or Wake() interrupts it (with
+  // the same bounded first wait and second look as the futex sleep). Returns a
+  // fiber to run (the others readied by the poll are queued), or nullptr.
+  FiberEntity* SleepInPoller(std::uint32_t generation);
+  // Looks at the group's poller without waiting, unless a worker sleeps in
+  // it: returns one fiber readied by the look (the others are queued), or
+  // nullptr.
+  FiberEntity* PollWithoutWaiting();
   FiberEntity* StealAnyLocal(bool patient);
   // Looks at the next other worker of the group, in turn, and takes the
   // oldest fiber of its local run stack if that worker has not switched
@@ -187,6 +198,9 @@ class FiberWorker {
 
   // Futex word: bumped by Wake().
   alignas(64) std::atomic<std::uint32_t> wake_generation_{0};
+  // Set while this worker sleeps in the group's poller, where Wake() must
+  // interrupt epoll_wait instead of waking the futex.
+  std::atomic<bool> in_poller_{false};
 
   struct Counters {
     OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups,

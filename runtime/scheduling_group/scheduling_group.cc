@@ -23,7 +23,10 @@ SchedulingGroup::SchedulingGroup(std::size_t index, std::size_t numa_node,
   }
 }
 
-SchedulingGroup::~SchedulingGroup() = default;
+SchedulingGroup::~SchedulingGroup() {
+  // Plain threads may keep using descriptors registered here.
+  if (poller_.HasRegistrations()) poller_.MoveRegistrationsTo(FallbackPoller());
+}
 
 std::size_t SchedulingGroup::IndexOffset() {
   // SchedulingGroup is not standard-layout (it has private members of several

@@ -48,6 +48,7 @@
 #include "runtime/machine/numa_memory.h"
 #include "runtime/runtime_stats.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/io_poller.h"
 #include "runtime/scheduling_group/run_queue.h"
 #include "runtime/scheduling_group/timer_worker.h"
 
@@ -99,6 +100,8 @@ class SchedulingGroup {
 
   // Serves every deadline of this group's fibers and timers.
   TimerWorker& timer_worker() { return timer_worker_; }
+  // Readiness of the descriptors weft::io registered with this group.
+  IoPoller& poller() { return poller_; }
 
   std::size_t index() const { return index_; }
   // Where index() lives in the object, for debuggers.
@@ -217,6 +220,7 @@ class SchedulingGroup {
   RunQueue<FiberEntity> queue_;
   std::vector<NumaNodePtr<FiberWorker>> workers_;
   TimerWorker timer_worker_;
+  IoPoller poller_;
   StealPeers peers_;
   bool may_steal_ = false;
   bool chaos_migration_ = false;

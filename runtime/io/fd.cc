@@ -1,0 +1,621 @@
+#include "runtime/io/fd.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/detail/errno.h"
+#include "runtime/scheduling_group/descriptor_table.h"
+#include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/io_poller.h"
+#include "runtime/scheduling_group/scheduling_group.h"
+#include "runtime/scheduling_group/wait_queue.h"
+#include "runtime/this_fiber.h"
+
+namespace weft::io {
+namespace {
+
+using detail::DescriptorState;
+using detail::IoDirection;
+using detail::IoPoller;
+using detail::IoWaiter;
+using detail::Waiter;
+using detail::WaitQueue;
+
+constexpr int Index(IoDirection direction) { return static_cast<int>(direction); }
+
+bool WouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
+
+// The poller a descriptor used by the caller belongs with: its scheduling
+// group's, or the fallback poller for a plain thread.
+IoPoller& PollerForCaller() {
+  detail::FiberWorker* worker = detail::CurrentWorker();
+  if (detail::InFiber(worker)) return worker->group()->poller();
+  return detail::FallbackPoller();
+}
+
+// Cancels every waiter of `slot` (its lock held); returns them to be woken
+// once the lock is released.
+Waiter* CancelWaitersLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock) {
+  Waiter* list = nullptr;
+  for (WaitQueue& queue : slot.waiters) {
+    Waiter* popped = queue.PopAll();
+    while (popped != nullptr) {
+      Waiter* next = popped->next;
+      static_cast<IoWaiter*>(popped)->cancelled = true;
+      popped->next = list;
+      list = popped;
+      popped = next;
+    }
+  }
+  return list;
+}
+
+// Starts a new generation of `fd` in its slot: non-blocking already, and
+// registered with the caller's poller when it can be polled. With
+// `known_new` (a descriptor just made by socket or accept) whatever the slot
+// held is stale: its number was closed behind weft's back and reused.
+// Returns 0 or an errno.
+int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool known_new) {
+  slot.lock.lock();
+  const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
+  if ((word & DescriptorState::kOpen) != 0 && !known_new) {
+    slot.lock.unlock();
+    return 0;  // another call opened it first
+  }
+  Waiter* stale = CancelWaitersLocked(slot);
+  if (slot.poller != nullptr) {
+    // The old descriptor's registration went with its open file; this only
+    // corrects the count (the new one is not registered yet).
+    slot.poller->Unregister(fd);
+    slot.poller = nullptr;
+  }
+  const std::uint32_t generation = DescriptorState::GenerationOf(word) + 1;
+  int error = 0;
+  if (pollable) {
+    IoPoller& poller = PollerForCaller();
+    error = poller.Register(fd, generation);
+    if (error == 0) {
+      slot.poller = &poller;
+    } else if (error == EPERM) {
+      pollable = false;  // epoll refuses it (a regular file): calls just run
+      error = 0;
+    }
+  }
+  if (error == 0) {
+    slot.ready[0] = slot.ready[1] = false;
+    slot.pollable = pollable;
+    slot.is_socket = is_socket;
+    slot.word.store((std::uint64_t{generation} << 32) | DescriptorState::kOpen,
+                    std::memory_order_release);
+  } else {
+    slot.word.store(std::uint64_t{generation} << 32, std::memory_order_release);
+  }
+  slot.lock.unlock();
+  WaitQueue::WakeAll(stale);
+  return error;
+}
+
+// First use of a descriptor that weft did not make: checks that it is open,
+// makes it non-blocking and registers it. Returns 0 or an errno.
+int OpenExisting(int fd, DescriptorState& slot) {
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return detail::Errno();
+  struct stat st;
+  if (fstat(fd, &st) != 0) return detail::Errno();
+  const bool pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+  if (pollable && (flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    return detail::Errno();
+  }
+  return OpenSlot(fd, slot, S_ISSOCK(st.st_mode), pollable, /*known_new=*/false);
+}
+
+// The caller's close of the descriptor, once no call uses it any more.
+void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation) {
+  slot.lock.lock();
+  const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
+  if (DescriptorState::GenerationOf(word) == generation) {
+    if (slot.poller != nullptr) {
+      slot.poller->Unregister(fd);
+      slot.poller = nullptr;
+    }
+    slot.ready[0] = slot.ready[1] = false;
+    slot.word.store(std::uint64_t{generation} << 32, std::memory_order_release);
+  }
+  slot.lock.unlock();
+  // Linux closes the descriptor even when close(2) reports EINTR.
+  ::close(fd);
+}
+
+// One call's use of a descriptor: while it lasts, Close() cannot release the
+// number (it cancels the call's waits instead, and the last use closes).
+class Use {
+ public:
+  // On failure ok() is false and errno says why (EBADF).
+  explicit Use(int fd) : fd_(fd) {
+    if (fd < 0) {
+      detail::SetErrno(EBADF);
+      return;
+    }
+    DescriptorState& slot = detail::DescriptorSlot(fd);
+    std::uint64_t word = slot.word.load(std::memory_order_acquire);
+    for (;;) {
+      if ((word & DescriptorState::kOpen) == 0) {
+        if (const int error = OpenExisting(fd, slot)) {
+          detail::SetErrno(error);
+          return;
+        }
+        word = slot.word.load(std::memory_order_acquire);
+        continue;
+      }
+      if ((word & DescriptorState::kClosing) != 0) {
+        detail::SetErrno(EBADF);
+        return;
+      }
+      if (slot.word.compare_exchange_weak(word, word + 1, std::memory_order_acquire,
+                                          std::memory_order_acquire)) {
+        break;
+      }
+    }
+    slot_ = &slot;
+    generation_ = DescriptorState::GenerationOf(word);
+  }
+
+  ~Use() {
+    if (slot_ == nullptr) return;
+    std::uint64_t word = slot_->word.load(std::memory_order_relaxed);
+    for (;;) {
+      // A generation that changed under us was reopened behind weft's back.
+      if (DescriptorState::GenerationOf(word) != generation_ ||
+          (word & DescriptorState::kUsersMask) == 0) {
+        return;
+      }
+      if (slot_->word.compare_exchange_weak(word, word - 1, std::memory_order_acq_rel,
+                                            std::memory_order_relaxed)) {
+        break;
+      }
+    }
+    const std::uint64_t left = word - 1;
+    if ((left & DescriptorState::kClosing) != 0 &&
+        (left & DescriptorState::kUsersMask) == 0) {
+      const int saved = detail::Errno();
+      FinishClose(fd_, *slot_, generation_);
+      detail::SetErrno(saved);
+    }
+  }
+
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+  bool ok() const { return slot_ != nullptr; }
+  int fd() const { return fd_; }
+  bool pollable() const { return slot_->pollable; }
+  bool is_socket() const { return slot_->is_socket; }
+
+  // After the system call said EAGAIN: waits for the next edge in `direction`.
+  // Returns 0 (try again) or an errno: ETIMEDOUT, ECANCELED.
+  int WaitForEdge(IoDirection direction, Deadline deadline) {
+    const int d = Index(direction);
+    DescriptorState& slot = *slot_;
+    detail::FiberWorker* worker = detail::CurrentWorker();
+    slot.lock.lock();
+    const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
+    if (DescriptorState::GenerationOf(word) != generation_ ||
+        (word & DescriptorState::kClosing) != 0) {
+      slot.lock.unlock();
+      return ECANCELED;
+    }
+    if (slot.ready[d]) {
+      // An edge came since we last looked: the system call may succeed now.
+      slot.ready[d] = false;
+      slot.lock.unlock();
+      return 0;
+    }
+    // A fiber waits through its group's poller; a descriptor registered by a
+    // plain thread (or whose group stopped) moves there.
+    if (detail::InFiber(worker) && slot.poller != &worker->group()->poller()) {
+      IoPoller& target = worker->group()->poller();
+      if (slot.poller == nullptr || slot.poller == &detail::FallbackPoller()) {
+        if (target.Register(fd_, generation_) == 0) {
+          if (slot.poller != nullptr) slot.poller->Unregister(fd_);
+          slot.poller = &target;
+        }
+      }
+    } else if (slot.poller == nullptr) {
+      IoPoller& target = PollerForCaller();
+      if (target.Register(fd_, generation_) == 0) slot.poller = &target;
+    }
+    IoWaiter waiter;
+    if (!slot.waiters[d].ParkUntil(&waiter, slot.lock, deadline.TimePoint())) {
+      return ETIMEDOUT;
+    }
+    if (waiter.cancelled) return ECANCELED;
+    woken_[d] = true;
+    return 0;
+  }
+
+  // A call woken by an edge has completed: the next waiter of the direction
+  // gets its turn (the edge may have made room for more than one call).
+  void PassOn(IoDirection direction) {
+    const int d = Index(direction);
+    if (!woken_[d]) return;
+    woken_[d] = false;
+    DescriptorState& slot = *slot_;
+    slot.lock.lock();
+    Waiter* next = nullptr;
+    if (DescriptorState::GenerationOf(slot.word.load(std::memory_order_relaxed)) ==
+        generation_) {
+      next = slot.waiters[d].PopFront();
+    }
+    slot.lock.unlock();
+    if (next != nullptr) WaitQueue::Wake(next);
+  }
+
+ private:
+  int fd_;
+  DescriptorState* slot_ = nullptr;
+  std::uint32_t generation_ = 0;
+  bool woken_[2] = {false, false};
+};
+
+// The retry loop of a call that transfers data at most once: `op` is the
+// system call; on EAGAIN the call waits for an edge and tries again.
+template <class Op>
+ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wait, Op op) {
+  Use use(fd);
+  if (!use.ok()) return -1;
+  for (;;) {
+    const ssize_t result = op(use);
+    if (result >= 0) {
+      use.PassOn(direction);
+      return result;
+    }
+    const int error = detail::Errno();
+    if (error == EINTR) continue;
+    if (!WouldBlock(error) || dont_wait || !use.pollable()) {
+      use.PassOn(direction);
+      detail::SetErrno(error);
+      return -1;
+    }
+    if (const int wait = use.WaitForEdge(direction, deadline)) {
+      detail::SetErrno(wait);
+      return -1;
+    }
+  }
+}
+
+// Whether a SIGPIPE is pending for the calling thread or the process.
+bool SigpipePending() {
+  sigset_t pending;
+  sigpending(&pending);
+  return sigismember(&pending, SIGPIPE) == 1;
+}
+
+// write(2) or writev(2) on a descriptor that is not a socket (a pipe), where
+// MSG_NOSIGNAL does not exist: SIGPIPE is blocked in the calling thread for
+// the duration, and one this write raised is consumed before it is unblocked.
+// The process's dispositions are never touched.
+template <class Op>
+ssize_t WithoutSigpipe(Op op) {
+  sigset_t sigpipe, old_mask;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &sigpipe, &old_mask);
+  const bool was_pending = SigpipePending();
+  const ssize_t result = op();
+  const int error = detail::Errno();
+  if (result < 0 && error == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (sigtimedwait(&sigpipe, nullptr, &zero) < 0 && detail::Errno() == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  detail::SetErrno(error);
+  return result;
+}
+
+// The loop of a call that writes a whole buffer: `op(offset)` writes from
+// `offset` on and returns the count or -1; done at `total`.
+template <class Op>
+ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, Op op) {
+  Use use(fd);
+  if (!use.ok()) return -1;
+  std::size_t done = 0;
+  for (;;) {
+    const ssize_t result = op(use, done);
+    if (result >= 0) {
+      done += static_cast<std::size_t>(result);
+      if (done >= total || dont_wait) {
+        use.PassOn(IoDirection::kWrite);
+        return static_cast<ssize_t>(done);
+      }
+      continue;
+    }
+    const int error = detail::Errno();
+    if (error == EINTR) continue;
+    if (!WouldBlock(error) || dont_wait || !use.pollable()) {
+      use.PassOn(IoDirection::kWrite);
+      if (done > 0) return static_cast<ssize_t>(done);
+      detail::SetErrno(error);
+      return -1;
+    }
+    if (const int wait = use.WaitForEdge(IoDirection::kWrite, deadline)) {
+      if (done > 0) return static_cast<ssize_t>(done);
+      detail::SetErrno(wait);
+      return -1;
+    }
+  }
+}
+
+// The part of `iov` from byte `offset` on, in `storage` when it starts inside
+// an element. Returns the element count.
+int SkipIov(const iovec* iov, int iovcnt, std::size_t offset, std::vector<iovec>& storage,
+            const iovec** out) {
+  int i = 0;
+  while (i < iovcnt && offset >= iov[i].iov_len) offset -= iov[i++].iov_len;
+  if (offset == 0) {
+    *out = iov + i;
+    return iovcnt - i;
+  }
+  storage.assign(iov + i, iov + iovcnt);
+  storage[0].iov_base = static_cast<char*>(storage[0].iov_base) + offset;
+  storage[0].iov_len -= offset;
+  *out = storage.data();
+  return static_cast<int>(storage.size());
+}
+
+std::size_t IovTotal(const iovec* iov, int iovcnt) {
+  std::size_t total = 0;
+  for (int i = 0; i < iovcnt; ++i) total += iov[i].iov_len;
+  return total;
+}
+
+// Waits until poll(2) reports any of `events` on the descriptor.
+int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
+  Use use(fd);
+  if (!use.ok()) return -1;
+  for (;;) {
+    pollfd probe{fd, events, 0};
+    const int ready = ::poll(&probe, 1, 0);
+    if (ready > 0 || !use.pollable()) {
+      // Waiting did not consume anything: the next waiter looks too.
+      use.PassOn(direction);
+      return 0;
+    }
+    if (ready < 0 && detail::Errno() != EINTR) return -1;
+    if (const int wait = use.WaitForEdge(direction, deadline)) {
+      detail::SetErrno(wait);
+      return -1;
+    }
+  }
+}
+
+}  // namespace
+
+int Socket(int domain, int type, int protocol) {
+  const int fd = ::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) return -1;
+  if (const int error = OpenSlot(fd, detail::DescriptorSlot(fd), /*is_socket=*/true,
+                                 /*pollable=*/true, /*known_new=*/true)) {
+    ::close(fd);
+    detail::SetErrno(error);
+    return -1;
+  }
+  return fd;
+}
+
+int Accept(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
+  const ssize_t fd = Transfer(listen_fd, IoDirection::kRead, deadline, false, [&](Use&) {
+    return static_cast<ssize_t>(
+        ::accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  });
+  if (fd < 0) return -1;
+  const int accepted = static_cast<int>(fd);
+  if (const int error = OpenSlot(accepted, detail::DescriptorSlot(accepted),
+                                 /*is_socket=*/true, /*pollable=*/true, /*known_new=*/true)) {
+    ::close(accepted);
+    detail::SetErrno(error);
+    return -1;
+  }
+  return accepted;
+}
+
+int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
+  Use use(fd);
+  if (!use.ok()) return -1;
+  auto backoff = std::chrono::milliseconds(1);
+  for (;;) {
+    if (::connect(fd, addr, len) == 0) return 0;
+    const int error = detail::Errno();
+    if (error == EAGAIN && addr != nullptr && addr->sa_family == AF_UNIX) {
+      // A Unix-domain listener's backlog is full; there is no edge to wait
+      // for, so try again a little later.
+      if (deadline.HasPassed()) {
+        detail::SetErrno(ETIMEDOUT);
+        return -1;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      this_fiber::SleepUntil(std::min(now + backoff, deadline.TimePoint()));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(64));
+      continue;
+    }
+    if (error != EINPROGRESS && error != EINTR && error != EALREADY) {
+      detail::SetErrno(error);
+      return -1;
+    }
+    break;
+  }
+  // In progress: writable means done, one way or the other.
+  for (;;) {
+    pollfd probe{fd, POLLOUT, 0};
+    const int ready = ::poll(&probe, 1, 0);
+    if (ready > 0) {
+      int so_error = 0;
+      socklen_t so_len = sizeof(so_error);
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &so_len) != 0) return -1;
+      if (so_error != 0) {
+        detail::SetErrno(so_error);
+        return -1;
+      }
+      return 0;
+    }
+    if (ready < 0 && detail::Errno() != EINTR) return -1;
+    if (const int wait = use.WaitForEdge(IoDirection::kWrite, deadline)) {
+      detail::SetErrno(wait);
+      return -1;
+    }
+  }
+}
+
+ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
+  return Transfer(fd, IoDirection::kRead, deadline, false,
+                  [&](Use&) { return ::read(fd, buf, n); });
+}
+
+ssize_t ReadV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
+  return Transfer(fd, IoDirection::kRead, deadline, false,
+                  [&](Use&) { return ::readv(fd, iov, iovcnt); });
+}
+
+ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
+  const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
+  if ((flags & MSG_WAITALL) == 0 || dont_wait) {
+    return Transfer(fd, IoDirection::kRead, deadline, dont_wait,
+                    [&](Use&) { return ::recv(fd, buf, n, flags); });
+  }
+  // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
+  std::size_t done = 0;
+  while (done < n) {
+    const ssize_t got =
+        Transfer(fd, IoDirection::kRead, deadline, false, [&](Use&) {
+          return ::recv(fd, static_cast<char*>(buf) + done, n - done, flags);
+        });
+    if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t RecvFrom(int fd, void* buf, std::size_t n, int flags, sockaddr* addr,
+                 socklen_t* len, Deadline deadline) {
+  return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+                  [&](Use&) { return ::recvfrom(fd, buf, n, flags, addr, len); });
+}
+
+ssize_t RecvMsg(int fd, msghdr* msg, int flags, Deadline deadline) {
+  return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+                  [&](Use&) { return ::recvmsg(fd, msg, flags); });
+}
+
+ssize_t Write(int fd, const void* buf, std::size_t n, Deadline deadline) {
+  const auto* bytes = static_cast<const char*>(buf);
+  return WriteAll(fd, n, deadline, false, [&](Use& use, std::size_t done) {
+    if (use.is_socket()) return ::send(fd, bytes + done, n - done, MSG_NOSIGNAL);
+    return WithoutSigpipe([&] { return ::write(fd, bytes + done, n - done); });
+  });
+}
+
+ssize_t WriteV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
+  std::vector<iovec> storage;
+  return WriteAll(fd, IovTotal(iov, iovcnt), deadline, false,
+                  [&](Use& use, std::size_t done) {
+                    const iovec* rest = nullptr;
+                    const int count = SkipIov(iov, iovcnt, done, storage, &rest);
+                    if (use.is_socket()) {
+                      msghdr msg{};
+                      msg.msg_iov = const_cast<iovec*>(rest);
+                      msg.msg_iovlen = static_cast<std::size_t>(count);
+                      return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+                    }
+                    return WithoutSigpipe([&] { return ::writev(fd, rest, count); });
+                  });
+}
+
+ssize_t Send(int fd, const void* buf, std::size_t n, int flags, Deadline deadline) {
+  const auto* bytes = static_cast<const char*>(buf);
+  return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
+                  [&](Use&, std::size_t done) {
+                    return ::send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
+                  });
+}
+
+ssize_t SendTo(int fd, const void* buf, std::size_t n, int flags, const sockaddr* addr,
+               socklen_t len, Deadline deadline) {
+  const auto* bytes = static_cast<const char*>(buf);
+  return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
+                  [&](Use&, std::size_t done) {
+                    return ::sendto(fd, bytes + done, n - done, flags | MSG_NOSIGNAL, addr,
+                                    len);
+                  });
+}
+
+ssize_t SendMsg(int fd, const msghdr* msg, int flags, Deadline deadline) {
+  std::vector<iovec> storage;
+  const int iovcnt = static_cast<int>(msg->msg_iovlen);
+  return WriteAll(fd, IovTotal(msg->msg_iov, iovcnt), deadline, (flags & MSG_DONTWAIT) != 0,
+                  [&](Use&, std::size_t done) {
+                    msghdr rest = *msg;
+                    const iovec* iov = nullptr;
+                    rest.msg_iovlen = static_cast<std::size_t>(
+                        SkipIov(msg->msg_iov, iovcnt, done, storage, &iov));
+                    rest.msg_iov = const_cast<iovec*>(iov);
+                    if (done > 0) {
+                      // Ancillary data went with the first bytes.
+                      rest.msg_control = nullptr;
+                      rest.msg_controllen = 0;
+                    }
+                    return ::sendmsg(fd, &rest, flags | MSG_NOSIGNAL);
+                  });
+}
+
+int WaitReadable(int fd, Deadline deadline) {
+  return WaitFor(fd, POLLIN | POLLRDHUP, IoDirection::kRead, deadline);
+}
+
+int WaitWritable(int fd, Deadline deadline) {
+  return WaitFor(fd, POLLOUT, IoDirection::kWrite, deadline);
+}
+
+int Close(int fd) {
+  DescriptorState* slot = detail::FindDescriptorSlot(fd);
+  std::uint64_t word = slot != nullptr ? slot->word.load(std::memory_order_acquire) : 0;
+  for (;;) {
+    if ((word & DescriptorState::kOpen) == 0) {
+      // Not weft's: close it as it is.
+      if (::close(fd) != 0 && detail::Errno() != EINTR) return -1;
+      return 0;
+    }
+    if ((word & DescriptorState::kClosing) != 0) {
+      detail::SetErrno(EBADF);
+      return -1;
+    }
+    if (slot->word.compare_exchange_weak(word, word | DescriptorState::kClosing,
+                                         std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+      break;
+    }
+  }
+  const std::uint32_t generation = DescriptorState::GenerationOf(word);
+  slot->lock.lock();
+  Waiter* cancelled = nullptr;
+  if (DescriptorState::GenerationOf(slot->word.load(std::memory_order_relaxed)) ==
+      generation) {
+    cancelled = CancelWaitersLocked(*slot);
+  }
+  slot->lock.unlock();
+  WaitQueue::WakeAll(cancelled);
+  if ((word & DescriptorState::kUsersMask) == 0) FinishClose(fd, *slot, generation);
+  return 0;
+}
+
+}  // namespace weft::io
