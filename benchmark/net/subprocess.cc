@@ -135,6 +135,8 @@ std::unique_ptr<Subprocess> Subprocess::Start(const Command& command,
     (void)ignored;
     _exit(127);
   }
+  // Also here, so that the group exists whichever side runs first.
+  setpgid(pid, pid);
   close(null_input);
   close(output[1]);
   close(exec_error[1]);
