@@ -46,6 +46,12 @@ const char* ContenderName(Contender contender) {
       return "go";
     case Contender::kFcontext:
       return "fcontext";
+    case Contender::kNginx:
+      return "nginx";
+    case Contender::kAsio:
+      return "asio";
+    case Contender::kEpoll:
+      return "epoll";
   }
   return "?";
 }
@@ -83,6 +89,19 @@ void ReportValue(::benchmark::State& state, double value) {
 void ReportValue(::benchmark::State& state, const Workload& also, double value) {
   state.counters[also.id] = value;
 }
+
+void ReportNotMeasured(::benchmark::State& state, const std::string& reason) {
+  state.SkipWithError((kNotMeasuredPrefix + reason).c_str());
+}
+
+static std::string& MutableGoPeerProgram() {
+  static auto* path = new std::string;
+  return *path;
+}
+
+void SetGoPeerProgram(std::string path) { MutableGoPeerProgram() = std::move(path); }
+
+const std::string& GoPeerProgram() { return MutableGoPeerProgram(); }
 
 void AddChildBody(std::string name, std::function<double()> body) {
   ChildBodies()[std::move(name)] = std::move(body);

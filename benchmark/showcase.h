@@ -31,6 +31,13 @@ enum class Contender {
   kGo,
   // Boost.Context's bare jump_fcontext: no scheduler at all, the floor.
   kFcontext,
+  // The network servers' peers (W10-W12, net_bench.cc), each a server process
+  // started for the measurement: nginx (W10), standalone Asio with an
+  // io_context per thread (W11, W12), and a hand-written epoll loop per thread,
+  // the limit (W11).
+  kNginx,
+  kAsio,
+  kEpoll,
 };
 
 // The name printed in the `workload runtime value unit` lines.
@@ -133,6 +140,14 @@ void ReportValue(::benchmark::State& state, double value);
 void ReportValue(::benchmark::State& state, const Workload& also, double value);
 inline constexpr char kValueCounter[] = "value";
 
+// Ends the measurement without a figure because something it needs is not
+// there (a program not built or not installed), which is not an error of the
+// workload: the table says "not measured: <reason>" and --smoke still passes.
+// `reason` is short: "weft_echo_server not built", "wrk not installed".
+void ReportNotMeasured(::benchmark::State& state, const std::string& reason);
+// How ReportNotMeasured's reason starts, as Google Benchmark passes it on.
+inline constexpr char kNotMeasuredPrefix[] = "not measured: ";
+
 // Runs `batch` once untimed, then once per iteration of `state`, and reports the
 // time per operation given `operations_per_batch`. The untimed batch pays what a
 // long-running process pays once, at start-up: mapping and faulting in stacks,
@@ -158,6 +173,7 @@ void AddLatencyMeasurements(const Scale& scale);        // W6
 void AddResourceMeasurements(const Scale& scale);       // W7, W8
 void AddFanOutMeasurements(const Scale& scale);         // W9
 void AddContentionMeasurements(const Scale& scale);     // C1-C5
+void AddNetMeasurements(const Scale& scale);            // W10, W11, W12
 
 // Measurements that must run alone in a fresh process of this program (an idle
 // runtime's CPU use, resident memory) register their body with AddChildBody and
@@ -175,6 +191,11 @@ ChildResult RunInChildProcess(const std::string& name, const Scale& scale);
 void SetChildProcessFlags(std::vector<std::string> flags);
 // The body registered as `name`, or nullptr.
 const std::function<double()>* FindChildBody(const std::string& name);
+
+// The Go peer's program (--go_peer), "" when none was given. The network
+// workloads run it as a server (weft_go_peer -serve=...) themselves.
+void SetGoPeerProgram(std::string path);
+const std::string& GoPeerProgram();
 
 // Worker threads for the multi-threaded workloads: one per CPU, as weft's
 // concurrency_hint = 0 would choose on an unrestricted process.

@@ -1,7 +1,9 @@
 // weft_showcase: the workload runner. Runs the workloads of docs/benchmarks.md
-// (W0-W9) and the contention family (C1-C5, contention_bench.cc) on weft and its
+// (W0-W12) and the contention family (C1-C5, contention_bench.cc) on weft and its
 // peers (Boost.Fiber and std::thread in this process, Go goroutines through
-// benchmark/peers/go when --go_peer names its program), then prints one
+// benchmark/peers/go when --go_peer names its program; for the network servers
+// W10-W12, server processes: weft's examples, Go, nginx, Asio, an epoll loop,
+// net_bench.cc), then prints one
 // `workload runtime value unit` line per figure and a table that compares them
 // and checks weft's targets (showcase_report.h). --results_csv / --results_json
 // keep the figures for tools/plot_benchmarks.sh.
@@ -88,7 +90,21 @@ class CollectingReporter : public ::benchmark::BenchmarkReporter {
     if (!is_median && has_median_.count(name) != 0) return;
     if (is_median) has_median_.insert(name);
     if (run.error_occurred) {
-      results_[name] = Result{false, 0, run.error_message};
+      Result failed{false, 0, run.error_message};
+      const std::string prefix = kNotMeasuredPrefix;
+      if (failed.error.compare(0, prefix.size(), prefix) == 0) {
+        failed.error.erase(0, prefix.size());
+        failed.not_measured = true;
+      }
+      results_[name] = failed;
+      // The figures it would have reported for other workloads are missing
+      // for the same reason.
+      for (const Measurement& m : Measurements()) {
+        if (m.Name() != name) continue;
+        for (const Workload* also : m.also_reports) {
+          results_[also->id + "/" + ContenderPart(name)] = failed;
+        }
+      }
       return;
     }
     bool reported = false;
@@ -231,6 +247,8 @@ int Run(const bench::Mode& mode) {
   AddResourceMeasurements(scale);
   AddFanOutMeasurements(scale);
   AddContentionMeasurements(scale);
+  SetGoPeerProgram(FLAGS_go_peer);
+  AddNetMeasurements(scale);
   if (!FLAGS_child.empty()) return RunChild(FLAGS_child);
   RegisterMeasurements();
 
@@ -276,15 +294,17 @@ int Run(const bench::Mode& mode) {
 int main(int argc, char** argv) {
   weft::bench::Program program;
   program.about =
-      "weft_showcase: every workload of docs/benchmarks.md (W0-W9) and the contention\n"
-      "family (C1-C5) on weft, Boost.Fiber, std::thread and Go, side by side.\n";
+      "weft_showcase: every workload of docs/benchmarks.md (W0-W12) and the contention\n"
+      "family (C1-C5) on weft, Boost.Fiber, std::thread and Go, side by side; the\n"
+      "network servers (W10-W12) also on nginx, Asio and an epoll loop.\n";
   program.quick = "shrink every workload so that the run takes about a minute";
   program.smoke =
       "tiny sizes: check that every workload completes with the right answer\n"
       "          (exit status 1 if one fails); the timings mean nothing";
   program.own_flags =
       "  [--go_peer=PATH]\n"
-      "          also run the Go peer (benchmark/peers/go/build.sh builds it)\n"
+      "          also run the Go peer (benchmark/peers/go/build.sh builds it); W10-W12\n"
+      "          run it as a server\n"
       "  [--results_csv=FILE] [--results_json=FILE]\n"
       "          also write the figures (for tools/plot_benchmarks.sh)\n";
   program.runtime_flags = "; the workloads set only\n          the number of workers";

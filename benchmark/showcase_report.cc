@@ -50,6 +50,12 @@ const char* ColumnLabel(Contender contender) {
       return "Go";
     case Contender::kFcontext:
       return "W0 floor";
+    case Contender::kNginx:
+      return "nginx";
+    case Contender::kAsio:
+      return "Asio";
+    case Contender::kEpoll:
+      return "epoll loop";
   }
   return "?";
 }
@@ -64,14 +70,24 @@ const char* ShortLabel(Contender contender) {
       return "thr";
     case Contender::kGo:
       return "go";
+    case Contender::kNginx:
+      return "nginx";
+    case Contender::kAsio:
+      return "asio";
+    case Contender::kEpoll:
+      return "epoll";
     default:
       return "?";
   }
 }
 
+// Always shown, as columns and in the advantage column.
 constexpr Contender kPeers[] = {Contender::kBoostFiber,
                                 Contender::kBoostFiberWorkStealing, Contender::kThreads,
                                 Contender::kGo};
+// Shown only when a network workload (W10-W12) measured them.
+constexpr Contender kServerPeers[] = {Contender::kNginx, Contender::kAsio,
+                                      Contender::kEpoll};
 
 // Columns are padded by what the terminal shows, not by bytes: µ, × and ≤ take
 // one column but several bytes of UTF-8.
@@ -149,8 +165,20 @@ Comparison::Comparison(const std::map<std::string, Result>& results) {
 }
 
 bool Comparison::HasErrors() const {
-  return std::any_of(results_.begin(), results_.end(),
-                     [](const auto& entry) { return !entry.second.ok; });
+  return std::any_of(results_.begin(), results_.end(), [](const auto& entry) {
+    return !entry.second.ok && !entry.second.not_measured;
+  });
+}
+
+std::vector<Contender> Comparison::PeerColumns() const {
+  std::vector<Contender> columns(std::begin(kPeers), std::end(kPeers));
+  for (Contender peer : kServerPeers) {
+    const bool present =
+        std::any_of(results_.begin(), results_.end(),
+                    [peer](const auto& e) { return e.first.second == peer; });
+    if (present) columns.push_back(peer);
+  }
+  return columns;
 }
 
 void Comparison::PrintLines(std::FILE* out) const {
@@ -159,6 +187,9 @@ void Comparison::PrintLines(std::FILE* out) const {
     if (result.ok) {
       std::fprintf(out, "%s %s %s %s\n", workload->id.c_str(), ContenderName(contender),
                    FormatNumber(result.value).c_str(), workload->PrintedUnit().c_str());
+    } else if (result.not_measured) {
+      std::fprintf(out, "%s %s %s%s\n", workload->id.c_str(), ContenderName(contender),
+                   kNotMeasuredPrefix, result.error.c_str());
     } else {
       std::fprintf(out, "%s %s error: %s\n", workload->id.c_str(),
                    ContenderName(contender), result.error.c_str());
@@ -167,23 +198,24 @@ void Comparison::PrintLines(std::FILE* out) const {
 }
 
 void Comparison::PrintTable(std::FILE* out) const {
+  const std::vector<Contender> peers = PeerColumns();
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header = {"workload", ColumnLabel(Contender::kWeft)};
-  for (Contender peer : kPeers) header.push_back(ColumnLabel(peer));
+  for (Contender peer : peers) header.push_back(ColumnLabel(peer));
   for (const char* label : {"W0 floor", "weft advantage", "target", "verdict"}) {
     header.push_back(label);
   }
   rows.push_back(header);
   for (const Workload* workload : workloads_) {
     std::string ratios;
-    for (Contender peer : kPeers) {
+    for (Contender peer : peers) {
       const std::optional<double> advantage = Advantage(workload, peer);
       if (!advantage) continue;
       if (!ratios.empty()) ratios += ", ";
       ratios += std::string(ShortLabel(peer)) + " " + FormatRatio(*advantage);
     }
     std::vector<std::string> row = {workload->id, Cell(workload, Contender::kWeft)};
-    for (Contender peer : kPeers) row.push_back(Cell(workload, peer));
+    for (Contender peer : peers) row.push_back(Cell(workload, peer));
     row.push_back(floor_ && workload->IsTimePerOperation() ? FormatDuration(*floor_)
                                                            : "-");
     row.push_back(ratios.empty() ? "-" : ratios);
@@ -217,6 +249,18 @@ void Comparison::PrintTable(std::FILE* out) const {
       "weft advantage = how many times better weft's figure is than the peer's "
       "(above 1: weft is ahead).\n",
       CpuCount());
+  if (peers.size() > std::size(kPeers)) {
+    std::fprintf(out,
+                 "W10-W12 (servers, 2 workers or threads each): nginx = 2 worker "
+                 "processes, asio = an io_context per thread, epoll = a hand-written "
+                 "epoll loop per thread; go = GOMAXPROCS 2.\n");
+  }
+  const bool any_not_measured =
+      std::any_of(results_.begin(), results_.end(),
+                  [](const auto& e) { return e.second.not_measured; });
+  if (any_not_measured) {
+    std::fprintf(out, "n/m = not measured; the lines above the table say why.\n");
+  }
 }
 
 bool Comparison::WriteCsv(const std::string& path) const {
@@ -249,6 +293,8 @@ bool Comparison::WriteJson(const std::string& path, const Scale& scale) const {
     if (result.ok) {
       out << ", \"value\": " << result.value
           << ", \"unit\": " << JsonString(workload->PrintedUnit());
+    } else if (result.not_measured) {
+      out << ", \"not_measured\": " << JsonString(result.error);
     } else {
       out << ", \"error\": " << JsonString(result.error);
     }
@@ -289,8 +335,15 @@ std::string Comparison::Cell(const Workload* workload, Contender contender) cons
   if (workload->is_floor) return "-";
   const auto found = results_.find({workload, contender});
   if (found == results_.end()) return "-";
+  if (found->second.not_measured) return "n/m";
   if (!found->second.ok) return "error";
   return FormatFigure(*workload, found->second.value);
+}
+
+std::string Comparison::Missing(const Workload* workload, Contender contender) const {
+  const auto found = results_.find({workload, contender});
+  if (found == results_.end() || found->second.ok) return "";
+  return found->second.not_measured ? found->second.error : "error";
 }
 
 std::string Comparison::Describe(const Workload& workload, const Target& target) {
@@ -307,10 +360,16 @@ std::string Comparison::Describe(const Workload& workload, const Target& target)
   }
   const std::string peer = ShortLabel(target.peer);
   const char* better = workload.higher_is_better ? "higher" : "faster";
+  // A lower-is-better figure that is not a time (memory, CPU use).
+  const bool is_time =
+      workload.IsTimePerOperation() || workload.unit == "us" || workload.unit == "ms";
   if (target.factor == 1) {
-    return std::string(workload.higher_is_better ? "no lower than " : "no slower than ") +
-           peer;
+    const char* relation = workload.higher_is_better ? "no lower than "
+                           : is_time                 ? "no slower than "
+                                                     : "no more than ";
+    return relation + peer;
   }
+  if (target.factor < 1 && workload.higher_is_better) return "≥ " + factor + " " + peer;
   if (target.factor < 1)
     return "within " + Format("%g", 1 / target.factor) + "× of " + peer;
   return "≥ " + factor + " " + better + " than " + peer;
@@ -318,6 +377,15 @@ std::string Comparison::Describe(const Workload& workload, const Target& target)
 
 std::string Comparison::Verdict(const Workload* workload, const Target& target) const {
   const std::optional<double> weft = Value(workload, Contender::kWeft);
+  // A figure that is missing for a reason: the verdict says which.
+  std::string missing = Missing(workload, Contender::kWeft);
+  if (missing.empty() && target.kind == Target::Kind::kFasterThanPeer) {
+    missing = Missing(workload, target.peer);
+    if (!missing.empty()) missing = std::string(ShortLabel(target.peer)) + ": " + missing;
+  } else if (!missing.empty()) {
+    missing = "weft: " + missing;
+  }
+  if (!missing.empty()) return "not measured (" + missing + ")";
   // How far weft is from the target, as a factor: at most 1 means met.
   double shortfall = 0;
   switch (target.kind) {

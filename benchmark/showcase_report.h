@@ -22,6 +22,9 @@ struct Result {
   bool ok = false;
   double value = 0;  // in the workload's unit; ns for a time per operation
   std::string error;
+  // The measurement could not run (a program not built or not installed):
+  // `error` says what was missing. Not an error of the workload.
+  bool not_measured = false;
 };
 
 // The figures of one run by workload and runtime, in the order the measurements
@@ -51,6 +54,12 @@ class Comparison {
   // How many times better weft's figure is than `peer`'s.
   std::optional<double> Advantage(const Workload* workload, Contender peer) const;
   std::string Cell(const Workload* workload, Contender contender) const;
+  // Why `contender` has no figure for `workload`: "" if it has one or never
+  // ran, "error", or the reason it was not measured.
+  std::string Missing(const Workload* workload, Contender contender) const;
+  // The peers' columns: the four that are always shown, then those of the
+  // network workloads when any of them has a result.
+  std::vector<Contender> PeerColumns() const;
   static std::string Describe(const Workload& workload, const Target& target);
   std::string Verdict(const Workload* workload, const Target& target) const;
 

@@ -27,7 +27,8 @@ mkdir -p "${outdir}"
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 
-peers=(boost.fiber boost.fiber-ws std.thread go)
+# The network servers' peers (nginx, asio, epoll) are measured on W10-W12 only.
+peers=(boost.fiber boost.fiber-ws std.thread go nginx asio epoll)
 
 # advantage.dat: workload, then weft's advantage over each peer ("?" = not measured).
 awk -F, -v peers="${peers[*]}" '
@@ -55,7 +56,7 @@ awk -F, -v peers="${peers[*]}" '
   }' "${csv}" >"${work}/advantage.dat"
 
 # times.dat: workloads measured as ns per operation, then each runtime's time.
-awk -F, -v runtimes="weft ${peers[*]} fcontext" '
+awk -F, -v runtimes="weft boost.fiber boost.fiber-ws std.thread go fcontext" '
   NR == 1 { next }
   $4 ~ /^ns\// {
     if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
@@ -94,7 +95,10 @@ set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
 plot "${work}/advantage.dat" using 2:xtic(1) title "Boost.Fiber 1 thread", \
      "" using 3 title "Boost.Fiber work_stealing", \
      "" using 4 title "std::thread", \
-     "" using 5 title "Go"
+     "" using 5 title "Go", \
+     "" using 6 title "nginx", \
+     "" using 7 title "Asio", \
+     "" using 8 title "epoll loop"
 GNUPLOT
   echo "plot_benchmarks: wrote ${outdir}/advantage.png"
 fi

@@ -2,7 +2,9 @@
 # Installs the Debian 12 packages that building, testing and benchmarking weft
 # need, and only those that are missing. With everything present it installs
 # nothing and returns in well under a second. --bench adds what only the
-# side-by-side benchmarks use: Go (the goroutine peer) and gnuplot (the charts).
+# side-by-side benchmarks use: Go (the goroutine peer), gnuplot (the charts), and
+# for the network servers (W10-W12) wrk (the HTTP load generator), nginx (the
+# HTTP peer) and standalone Asio (the echo server peer, header-only).
 #
 # Usage: tools/setup.sh [--bench]   (as root when something is missing)
 set -euo pipefail
@@ -37,7 +39,7 @@ packages=(
   gdb
 )
 if ((bench)); then
-  packages+=(golang-go gnuplot-nox)
+  packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev)
 fi
 
 missing=()

@@ -11,6 +11,9 @@
 // -repetitions times; only the median of each figure is printed. W7 and W8 run
 // each repetition in a fresh child process instead (see resources.go). Lines
 // starting with "# " are comments; progress goes to stderr.
+//
+// With -serve it is instead a server for the network workloads W10-W12
+// (serve.go): weft_go_peer -serve=http|echo -port=0.
 package main
 
 import (
@@ -252,9 +255,15 @@ func main() {
 	repetitions := fs.Int("repetitions", 3, "measurements per workload; the median is printed")
 	child := fs.String("child", "",
 		"internal: measure the isolated workload `ID` (W7, W8) once and print full-precision lines")
+	serveKind := fs.String("serve", "",
+		"run as a server instead (W10-W12): `http` (net/http hello) or echo (a goroutine per connection)")
+	port := fs.Int("port", 0, "with -serve: the port on 127.0.0.1 to listen on; 0 lets the kernel pick")
 	fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
 		usageError(fmt.Errorf("unexpected argument %q; every parameter is a -flag", fs.Arg(0)))
+	}
+	if *serveKind != "" {
+		os.Exit(serve(*serveKind, *port))
 	}
 
 	if *quick {
