@@ -154,11 +154,14 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
 __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool may_poll) {
   if (WEFT_UNLIKELY(--picks_until_rescue_ == 0)) {
     picks_until_rescue_ = kRescueInterval;
+    // With every worker busy no one sleeps in the poller: look between fibers,
+    // at the first switch that holds no wait-queue lock from here on.
+    poll_due_ = true;
     if (FiberEntity* fiber = RescueStranded()) return fiber;
-    // With every worker busy no one sleeps in the poller: look between fibers.
-    if (may_poll) {
-      if (FiberEntity* fiber = PollWithoutWaiting()) return fiber;
-    }
+  }
+  if (WEFT_UNLIKELY(poll_due_) && may_poll) {
+    poll_due_ = false;
+    if (FiberEntity* fiber = PollWithoutWaiting()) return fiber;
   }
   if (local_.size() != 0) {
     if (++local_streak_ <= kMaxLocalStreak) {

@@ -191,6 +191,8 @@ class FiberWorker {
   std::vector<PeerProgress> peer_progress_;
   std::size_t rescue_cursor_ = 0;
   std::uint32_t picks_until_rescue_ = 1;
+  // A look at the group's poller is due at the next switch that may poll.
+  bool poll_due_ = false;
 
   // Pushed and popped by this worker, popped at the bottom by idle workers of
   // the group.
