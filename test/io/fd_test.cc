@@ -248,7 +248,8 @@ TEST_P(FdTest, TenThousandConcurrentConnections) {
 // 16 MiB written at once to a reader that takes small bites with pauses: the
 // writer waits for room many times; nothing is lost or reordered.
 TEST_P(FdTest, LargeWriteToASlowReader) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   const std::size_t size = Scaled(16 << 20, 4 << 20);
   std::string sent(size, '\0');
@@ -275,7 +276,8 @@ TEST_P(FdTest, LargeWriteToASlowReader) {
 }
 
 TEST_P(FdTest, ReadTimesOutAndStillReadsWhatIsThere) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   InFiber([&] {
     char c;
@@ -297,7 +299,8 @@ TEST_P(FdTest, ReadTimesOutAndStillReadsWhatIsThere) {
 // A write to a peer that does not read fills the buffers, then times out: it
 // returns the count written so far.
 TEST_P(FdTest, WriteTimesOutWithTheCountWritten) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   InFiber([&] {
     const std::string big(64 << 20, 'w');
@@ -364,8 +367,10 @@ class CloseTest : public ::testing::TestWithParam<std::tuple<Side, Side>> {
 };
 
 TEST_P(CloseTest, WakesTheWaitersWithEcanceled) {
-  const auto [waiter_side, closer_side] = GetParam();
-  auto [a, b] = ConnectedPair();
+  const Side waiter_side = std::get<0>(GetParam());
+  const Side closer_side = std::get<1>(GetParam());
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   std::atomic<int> results[3] = {0, 0, 0};
   std::atomic<int> errors[3] = {0, 0, 0};
@@ -406,10 +411,12 @@ INSTANTIATE_TEST_SUITE_P(Sides, CloseTest,
 // A number reused after Close() gets nothing meant for the old descriptor: the
 // old peer's data and hang-up do not wake a reader of the new one.
 TEST_P(FdTest, AReusedNumberGetsNothingMeantForTheOldDescriptor) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   ASSERT_EQ(io::Close(a), 0);
-  auto [c, d] = ConnectedPair();
+  int c, d;
+  std::tie(c, d) = ConnectedPair();
   ASSERT_GE(c, 0);
   // The lowest free number is reused; the pair may not take it in the same
   // order, so look for it among the new pair's descriptors.
@@ -434,7 +441,8 @@ TEST_P(FdTest, AReusedNumberGetsNothingMeantForTheOldDescriptor) {
 // the next Socket() that gets its number cancels the stale wait instead of
 // handing it the new descriptor's events.
 TEST_P(FdTest, ANumberClosedBehindWeftsBackCancelsTheStaleWait) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   std::atomic<int> result{0}, error{0};
   Fiber reader([&] {
@@ -468,7 +476,8 @@ TEST_P(FdTest, ANumberClosedBehindWeftsBackCancelsTheStaleWait) {
 TEST_P(FdTest, PeerResetAndHalfClose) {
   InFiber([&] {
     {
-      auto [a, b] = ConnectedPair();
+      int a, b;
+      std::tie(a, b) = ConnectedPair();
       ASSERT_GE(a, 0);
       linger reset{1, 0};
       ASSERT_EQ(setsockopt(b, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)), 0);
@@ -479,7 +488,8 @@ TEST_P(FdTest, PeerResetAndHalfClose) {
       io::Close(a);
     }
     {
-      auto [a, b] = ConnectedPair();
+      int a, b;
+      std::tie(a, b) = ConnectedPair();
       ASSERT_GE(a, 0);
       ASSERT_EQ(shutdown(b, SHUT_WR), 0);
       char c;
@@ -503,7 +513,8 @@ TEST_P(FdTest, WritesNeverRaiseSigpipe) {
   default_action.sa_handler = SIG_DFL;
   sigaction(SIGPIPE, &default_action, &old_action);
   InFiber([&] {
-    auto [a, b] = ConnectedPair();
+    int a, b;
+    std::tie(a, b) = ConnectedPair();
     ASSERT_GE(a, 0);
     io::Close(b);
     const std::string chunk(1 << 16, 'p');
@@ -567,7 +578,8 @@ TEST_P(FdTest, AcceptReportsEmfileAndLosesNoConnection) {
 // One write of K bytes to a socket that K fibers read a byte at a time: one
 // edge, and every reader gets its byte (each woken reader passes the turn on).
 TEST_P(FdTest, ManyReadersShareOneEdge) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   const int readers = 32;
   std::atomic<int> bytes{0};
@@ -590,7 +602,8 @@ TEST_P(FdTest, ManyReadersShareOneEdge) {
 // A fiber waiting on a socket resumes wherever its group runs it (it hops
 // workers when it yields in between); every message arrives.
 TEST_P(FdTest, WaitingFibersMoveBetweenWorkers) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   const int messages = static_cast<int>(Scaled(2000, 200));
   std::atomic<int> received{0};
@@ -649,7 +662,8 @@ TEST_P(FdTest, InvalidDescriptorsGetThePosixError) {
 }
 
 TEST_P(FdTest, DontWaitAsksForEagain) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   InFiber([&] {
     char c;
@@ -664,7 +678,8 @@ TEST_P(FdTest, DontWaitAsksForEagain) {
 }
 
 TEST_P(FdTest, VectoredAndMessageCallsMoveEveryByte) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   InFiber([&] {
     std::string part1(300000, '1'), part2(5, '2'), part3(200000, '3');
@@ -736,7 +751,8 @@ INSTANTIATE_TEST_SUITE_P(Workers, FdTest,
 
 // Plain threads with no runtime at all: the fallback poller serves them.
 TEST(FdWithoutRuntime, PlainThreadsEchoAndClose) {
-  auto [a, b] = ConnectedPair();
+  int a, b;
+  std::tie(a, b) = ConnectedPair();
   ASSERT_GE(a, 0);
   std::thread echo([&] {
     char buf[256];
@@ -756,7 +772,8 @@ TEST(FdWithoutRuntime, PlainThreadsEchoAndClose) {
   io::Close(a);
   echo.join();
   // Close from another thread wakes a waiting thread.
-  auto [c, d] = ConnectedPair();
+  int c, d;
+  std::tie(c, d) = ConnectedPair();
   std::atomic<int> error{0};
   std::thread waiter([&] {
     char x;
