@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -414,13 +415,19 @@ std::error_code UnixListener::Listen(std::string_view path, int backlog) {
   if (fd < 0) return LastError();
   int bound = ::bind(fd, address.get(), address.length);
   if (bound != 0 && detail::Errno() == EADDRINUSE && path.front() != '@') {
-    // A file left by a listener that is gone is replaced; a live one is not.
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // A socket file left by a listener that is gone is replaced; a live one
+    // is not, nor is a file that is not a socket (connecting to it is refused
+    // too). The probe does not wait: a live listener with a full backlog
+    // answers EAGAIN instead of blocking the worker until it accepts.
+    const std::string file(path);
+    struct stat st;
+    const bool is_socket = ::lstat(file.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+    const int probe =
+        is_socket ? ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) : -1;
     const bool refused = probe >= 0 && ::connect(probe, address.get(), address.length) != 0 &&
                          detail::Errno() == ECONNREFUSED;
     if (probe >= 0) ::close(probe);
     if (refused) {
-      const std::string file(path);
       ::unlink(file.c_str());
       bound = ::bind(fd, address.get(), address.length);
     } else {
