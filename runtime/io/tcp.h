@@ -32,10 +32,13 @@
 //
 //   auto [n, error] = stream.ReadFull(header, sizeof(header), deadline);
 //
-// Thread-safety: one stream may be read by one fiber while another writes it;
-// Close() may come from anywhere and cancels both. Two concurrent writers may
-// interleave their bytes (serialize whole messages yourself). Moving, Close()
-// and destruction must not race with other calls on the same object.
+// Thread-safety: one stream may be read by one fiber while another writes it.
+// Close() may come from any fiber or thread while calls wait on the stream:
+// they end with operation_canceled. It must not race with the start of a call
+// (as for any object, moving and destruction must not either): a call that
+// starts after Close() gets Error::kNotOpen, one that raced may act on a
+// descriptor number the process has reused. Two concurrent writers may
+// interleave their bytes (serialize whole messages yourself).
 #ifndef WEFT_RUNTIME_IO_TCP_H_
 #define WEFT_RUNTIME_IO_TCP_H_
 
@@ -168,7 +171,9 @@ class Listener {
   bool IsOpen() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   // Wakes a fiber waiting in Accept (operation_canceled) and closes the
-  // socket (and removes the socket file of a UnixListener).
+  // socket (and removes the socket file of a UnixListener). An Accept in its
+  // back-off (below) is not woken: it returns its error when the back-off
+  // ends, and the next call gets Error::kNotOpen.
   std::error_code Close();
 
  protected:
@@ -196,9 +201,11 @@ class TcpListener : public Listener {
   std::uint16_t LocalPort() const;
 };
 
-// A listening Unix-domain socket. A file left behind by a listener that is
-// gone (connecting to it is refused) is replaced; one in use is not
-// (address_in_use). Close() removes the file it made.
+// A listening Unix-domain socket. A socket file left behind by a listener
+// that is gone (connecting to it is refused) is replaced; one in use, or a
+// file that is not a socket, is not (address_in_use). The check connects
+// once, so a live listener at the path sees one connection that ends at once.
+// Close() removes the file it made.
 class UnixListener : public Listener {
  public:
   std::error_code Listen(std::string_view path, int backlog = SOMAXCONN);
