@@ -42,15 +42,18 @@
 #include "runtime/runtime.h"
 #include "runtime/sync/fiber_mutex.h"
 
-DEFINE_int32(port, 0, "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
-DEFINE_int32(workers, 2, "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
+DEFINE_int32(port, 0,
+             "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
+DEFINE_int32(workers, 2,
+             "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
 
 namespace {
 
 constexpr char kProgram[] = "weft_echo_server";
 
 // Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo, std::int32_t hi) {
+void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
+                    std::int32_t hi) {
   if (value >= lo && value <= hi) return;
   std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
                value, lo, hi);
@@ -212,8 +215,8 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("weft_echo_server --port=N --workers=N [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", kProgram,
-                 argv[1]);
+    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
+                 kProgram, argv[1]);
     return 2;
   }
   CheckFlagRange("port", FLAGS_port, 0, 65535);
@@ -234,7 +237,8 @@ int main(int argc, char** argv) {
   // the connection fibers, which use the server to the end.
   EchoServer server;
   weft::Runtime runtime(options);
-  if (const std::error_code error = server.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
+  if (const std::error_code error =
+          server.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
     std::fprintf(stderr, "%s: cannot listen on 127.0.0.1:%d: %s\n", kProgram, FLAGS_port,
                  error.message().c_str());
     return 1;

@@ -58,8 +58,10 @@
 #include "runtime/runtime.h"
 #include "runtime/sync/fiber_mutex.h"
 
-DEFINE_int32(port, 0, "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
-DEFINE_int32(workers, 2, "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
+DEFINE_int32(port, 0,
+             "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
+DEFINE_int32(workers, 2,
+             "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
 
 namespace {
 
@@ -82,9 +84,9 @@ constexpr std::string_view kNotImplemented =
 
 // What one request asks of the connection.
 struct Request {
-  bool head = false;        // HEAD: the reply has no body
-  bool http10 = false;      // HTTP/1.0: keep-alive only when asked for
-  bool keep_alive = true;   // the connection stays open after the reply
+  bool head = false;       // HEAD: the reply has no body
+  bool http10 = false;     // HTTP/1.0: keep-alive only when asked for
+  bool keep_alive = true;  // the connection stays open after the reply
   std::uint64_t body_length = 0;
 };
 
@@ -100,7 +102,8 @@ bool IsToken(std::string_view s) {
 }
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -147,7 +150,8 @@ ParseResult ParseRequest(std::string_view block, Request& request) {
   const std::string_view version = line.substr(space2 + 1);
   if (!IsToken(method) || target.empty()) return ParseResult::kBadRequest;
   for (char c : target) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return ParseResult::kBadRequest;
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+      return ParseResult::kBadRequest;
   }
   if (version == "HTTP/1.0") {
     request.http10 = true;
@@ -174,7 +178,8 @@ ParseResult ParseRequest(std::string_view block, Request& request) {
       has_host = true;
     } else if (EqualsIgnoreCase(name, "Content-Length")) {
       if (value.empty() || value.size() > 18 ||
-          !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+          !std::all_of(value.begin(), value.end(),
+                       [](char c) { return c >= '0' && c <= '9'; })) {
         return ParseResult::kBadRequest;
       }
       std::uint64_t length = 0;
@@ -192,7 +197,8 @@ ParseResult ParseRequest(std::string_view block, Request& request) {
         const std::string_view option = TrimSpaces(options.substr(0, comma));
         close = close || EqualsIgnoreCase(option, "close");
         keep_alive = keep_alive || EqualsIgnoreCase(option, "keep-alive");
-        options.remove_prefix(comma == std::string_view::npos ? options.size() : comma + 1);
+        options.remove_prefix(comma == std::string_view::npos ? options.size()
+                                                              : comma + 1);
       }
     }
   }
@@ -223,7 +229,8 @@ bool PeerWentAway(std::error_code error) {
 // makes the kernel answer with a reset, which can destroy the reply in flight.
 void LingeringClose(weft::io::TcpStream& stream) {
   stream.ShutdownWrite();
-  const weft::Deadline deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  const weft::Deadline deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(2);
   char sink[4096];
   for (std::size_t drained = 0; drained < 256 * 1024;) {
     const auto [n, error] = stream.Read(sink, sizeof(sink), deadline);
@@ -236,9 +243,9 @@ void LingeringClose(weft::io::TcpStream& stream) {
 // something the server will not take.
 void ServeHttp(weft::io::TcpStream& stream) {
   char buffer[4096];
-  std::string pending;           // received, not yet parsed: the start of a request
-  std::string replies;           // the replies to the requests of one read
-  std::uint64_t body_left = 0;   // body bytes of the last request still to come
+  std::string pending;          // received, not yet parsed: the start of a request
+  std::string replies;          // the replies to the requests of one read
+  std::uint64_t body_left = 0;  // body bytes of the last request still to come
   for (;;) {
     const auto [n, read_error] = stream.Read(buffer, sizeof(buffer));
     if (read_error) {
@@ -269,7 +276,8 @@ void ServeHttp(weft::io::TcpStream& stream) {
         parsed += rest.front() == '\n' ? 1 : 2;
         continue;
       }
-      const std::size_t header_length = HeaderBlockLength(rest.substr(0, kMaxHeaderBytes));
+      const std::size_t header_length =
+          HeaderBlockLength(rest.substr(0, kMaxHeaderBytes));
       if (header_length == 0) {
         if (rest.size() >= kMaxHeaderBytes) {  // 8 KiB and still no end of headers
           replies += kBadRequest;
@@ -326,7 +334,8 @@ void ServeHttp(weft::io::TcpStream& stream) {
 // ---- The server -------------------------------------------------------------
 
 // Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo, std::int32_t hi) {
+void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
+                    std::int32_t hi) {
   if (value >= lo && value <= hi) return;
   std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
                value, lo, hi);
@@ -440,8 +449,8 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("weft_http_hello --port=N --workers=N [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", kProgram,
-                 argv[1]);
+    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
+                 kProgram, argv[1]);
     return 2;
   }
   CheckFlagRange("port", FLAGS_port, 0, 65535);
@@ -460,7 +469,8 @@ int main(int argc, char** argv) {
 
   HttpServer server;  // outlives the runtime, whose destructor waits for its fibers
   weft::Runtime runtime(options);
-  if (const std::error_code error = server.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
+  if (const std::error_code error =
+          server.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
     std::fprintf(stderr, "%s: cannot listen on 127.0.0.1:%d: %s\n", kProgram, FLAGS_port,
                  error.message().c_str());
     return 1;

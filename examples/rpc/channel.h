@@ -3,8 +3,9 @@
 //
 //   rpc::Channel channel;
 //   if (std::error_code error = channel.Connect("127.0.0.1", port)) { ... }
-//   weft::Future<rpc::Reply> a = channel.Call(rpc::Method::kEcho, "x", std::chrono::seconds(1));
-//   weft::Future<rpc::Reply> b = channel.Call(rpc::Method::kEcho, "y", std::chrono::seconds(1));
+//   const weft::Deadline deadline = std::chrono::seconds(1);   // for both calls
+//   weft::Future<rpc::Reply> a = channel.Call(rpc::Method::kEcho, "x", deadline);
+//   weft::Future<rpc::Reply> b = channel.Call(rpc::Method::kEcho, "y", deadline);
 //   auto [ra, rb] = weft::BlockingGet(weft::WhenAll(std::move(a), std::move(b)));
 //   if (ra.error) { ... ra.error.message() ... }
 //
@@ -79,7 +80,8 @@ class Channel {
 
   // Sends a request and returns the future of its reply, which fails with
   // std::errc::timed_out if `deadline` passes first (the default: never).
-  weft::Future<Reply> Call(Method method, std::string payload, weft::Deadline deadline = {}) {
+  weft::Future<Reply> Call(Method method, std::string payload,
+                           weft::Deadline deadline = {}) {
     weft::Promise<Reply> promise;
     weft::Future<Reply> future = promise.GetFuture();
     if (payload.size() > kMaxPayload) {
@@ -96,9 +98,11 @@ class Channel {
         return future;
       }
       request.id = next_id_++;
-      Pending& call = pending_.emplace(request.id, Pending{std::move(promise)}).first->second;
+      Pending& call =
+          pending_.emplace(request.id, Pending{std::move(promise)}).first->second;
       if (!deadline.IsNever()) {
-        call.timer = weft::SetTimer(deadline.TimePoint(), [this, id = request.id] { Expire(id); });
+        call.timer =
+            weft::SetTimer(deadline.TimePoint(), [this, id = request.id] { Expire(id); });
       }
     }
     std::error_code error;

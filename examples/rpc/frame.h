@@ -106,7 +106,8 @@ struct Frame {
 };
 
 inline void PutBigEndian(unsigned char* out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, value >>= 8) out[i] = static_cast<unsigned char>(value);
+  for (int i = bytes - 1; i >= 0; --i, value >>= 8)
+    out[i] = static_cast<unsigned char>(value);
 }
 
 inline std::uint64_t GetBigEndian(const unsigned char* in, int bytes) {
@@ -122,7 +123,8 @@ inline std::uint64_t GetBigEndian(const unsigned char* in, int bytes) {
 inline std::error_code ReadFrame(weft::io::Stream& stream, Frame& frame,
                                  weft::Deadline deadline = {}) {
   unsigned char header[kHeaderSize];
-  if (const auto result = stream.ReadFull(header, sizeof(header), deadline); result.error) {
+  if (const auto result = stream.ReadFull(header, sizeof(header), deadline);
+      result.error) {
     return result.error;
   }
   const auto length = static_cast<std::uint32_t>(GetBigEndian(header, 4));
@@ -142,8 +144,9 @@ inline std::error_code WriteFrame(weft::io::Stream& stream, const Frame& frame,
   PutBigEndian(header, kHeaderSize - 4 + frame.payload.size(), 4);
   PutBigEndian(header + 4, frame.id, 8);
   header[12] = frame.code;
-  const iovec parts[2] = {{header, sizeof(header)},
-                          {const_cast<char*>(frame.payload.data()), frame.payload.size()}};
+  const iovec parts[2] = {
+      {header, sizeof(header)},
+      {const_cast<char*>(frame.payload.data()), frame.payload.size()}};
   return stream.WriteAllV(parts, 2, deadline).error;
 }
 

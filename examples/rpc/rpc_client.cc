@@ -38,10 +38,12 @@
 #include "runtime/this_fiber.h"
 
 DEFINE_int32(port, 0, "the server's port on 127.0.0.1, 1..65535 (required)");
-DEFINE_int32(workers, 2, "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
+DEFINE_int32(workers, 2,
+             "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
 DEFINE_int32(calls, 100, "concurrent calls of each method, 1..10000");
 DEFINE_int32(sleep_ms, 20, "how long each \"sleep\" call sleeps on the server, 0..1000");
-DEFINE_int32(deadline_ms, 5000, "the deadline of each call (but the deadline case's), 1..60000");
+DEFINE_int32(deadline_ms, 5000,
+             "the deadline of each call (but the deadline case's), 1..60000");
 
 namespace {
 
@@ -69,8 +71,8 @@ struct Outcome {
 // Makes `calls` calls of `method` at once, each from its own fiber, and
 // checks each reply against `expected(i)`. Prints one line; true if all
 // succeeded.
-bool RunConcurrently(rpc::Channel& channel, const char* name, rpc::Method method, int calls,
-                     const std::function<std::string(int)>& payload,
+bool RunConcurrently(rpc::Channel& channel, const char* name, rpc::Method method,
+                     int calls, const std::function<std::string(int)>& payload,
                      const std::function<std::string(int)>& expected) {
   const Clock::time_point start = Clock::now();
   std::vector<weft::Future<Outcome>> futures;
@@ -84,7 +86,8 @@ bool RunConcurrently(rpc::Channel& channel, const char* name, rpc::Method method
       Outcome outcome;
       outcome.latency_ms = MillisecondsSince(begin);
       if (reply.error) {
-        outcome.problem = "call " + std::to_string(i) + " failed: " + reply.error.message();
+        outcome.problem =
+            "call " + std::to_string(i) + " failed: " + reply.error.message();
       } else if (reply.payload != expected(i)) {
         outcome.problem = "call " + std::to_string(i) + ": wrong reply of " +
                           std::to_string(reply.payload.size()) + " bytes";
@@ -122,7 +125,8 @@ bool RunConcurrently(rpc::Channel& channel, const char* name, rpc::Method method
                 latencies.back());
   }
   std::printf("\n");
-  if (failed != nullptr) std::printf("        first failure: %s\n", failed->problem.c_str());
+  if (failed != nullptr)
+    std::printf("        first failure: %s\n", failed->problem.c_str());
   return ok == calls;
 }
 
@@ -144,12 +148,12 @@ bool CheckDeadline(rpc::Channel& channel) {
   constexpr auto kDeadline = std::chrono::milliseconds(100);
   const std::uint64_t late_before = channel.late_replies();
   const Clock::time_point start = Clock::now();
-  const rpc::Reply reply =
-      weft::BlockingGet(channel.Call(rpc::Method::kSleep, SleepPayload(kSleepMs), kDeadline));
+  const rpc::Reply reply = weft::BlockingGet(
+      channel.Call(rpc::Method::kSleep, SleepPayload(kSleepMs), kDeadline));
   const double failed_after_ms = MillisecondsSince(start);
   if (reply.error != std::errc::timed_out) {
-    std::printf("deadline: UNEXPECTED: sleep(%u ms) with a %lld ms deadline %s%s\n", kSleepMs,
-                static_cast<long long>(kDeadline.count()),
+    std::printf("deadline: UNEXPECTED: sleep(%u ms) with a %lld ms deadline %s%s\n",
+                kSleepMs, static_cast<long long>(kDeadline.count()),
                 reply.error ? "failed with " : "succeeded",
                 reply.error ? reply.error.message().c_str() : "");
     return false;
@@ -161,14 +165,16 @@ bool CheckDeadline(rpc::Channel& channel) {
     weft::this_fiber::SleepFor(std::chrono::milliseconds(10));
   }
   const bool dropped = channel.late_replies() > late_before;
-  std::printf("deadline: sleep(%u ms) with a %lld ms deadline failed with timed_out after "
-              "%.1f ms; its late reply %s\n",
-              kSleepMs, static_cast<long long>(kDeadline.count()), failed_after_ms,
-              dropped ? "came and was discarded" : "NEVER CAME (within 5 s)");
+  std::printf(
+      "deadline: sleep(%u ms) with a %lld ms deadline failed with timed_out after "
+      "%.1f ms; its late reply %s\n",
+      kSleepMs, static_cast<long long>(kDeadline.count()), failed_after_ms,
+      dropped ? "came and was discarded" : "NEVER CAME (within 5 s)");
   return dropped;
 }
 
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo, std::int32_t hi) {
+void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
+                    std::int32_t hi) {
   if (value >= lo && value <= hi) return;
   std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
                value, lo, hi);
@@ -177,9 +183,8 @@ void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo, std::
 
 int RunDemo() {
   rpc::Channel channel;
-  if (const std::error_code error =
-          channel.Connect("127.0.0.1", static_cast<std::uint16_t>(FLAGS_port),
-                          std::chrono::seconds(5))) {
+  if (const std::error_code error = channel.Connect(
+          "127.0.0.1", static_cast<std::uint16_t>(FLAGS_port), std::chrono::seconds(5))) {
     std::fprintf(stderr, "%s: cannot connect to 127.0.0.1:%d: %s\n", kProgram, FLAGS_port,
                  error.message().c_str());
     return 1;
@@ -206,22 +211,25 @@ int RunDemo() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("weft_rpc_client --port=N [--calls=N] [--workers=N] [--weft_...]");
+  gflags::SetUsageMessage(
+      "weft_rpc_client --port=N [--calls=N] [--workers=N] [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", kProgram,
-                 argv[1]);
+    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
+                 kProgram, argv[1]);
     return 2;
   }
   if (FLAGS_port == 0) {
-    std::fprintf(stderr, "%s: --port is required: the server's port on 127.0.0.1, 1..65535\n",
+    std::fprintf(stderr,
+                 "%s: --port is required: the server's port on 127.0.0.1, 1..65535\n",
                  kProgram);
     return 2;
   }
   CheckFlagRange("port", FLAGS_port, 1, 65535);
   CheckFlagRange("workers", FLAGS_workers, 1, 1024);
   CheckFlagRange("calls", FLAGS_calls, 1, 10000);
-  CheckFlagRange("sleep_ms", FLAGS_sleep_ms, 0, static_cast<std::int32_t>(rpc::kMaxSleepMs));
+  CheckFlagRange("sleep_ms", FLAGS_sleep_ms, 0,
+                 static_cast<std::int32_t>(rpc::kMaxSleepMs));
   CheckFlagRange("deadline_ms", FLAGS_deadline_ms, 1, 60000);
   weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
   options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);

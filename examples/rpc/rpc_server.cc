@@ -55,8 +55,10 @@
 #include "runtime/sync/fiber_mutex.h"
 #include "runtime/this_fiber.h"
 
-DEFINE_int32(port, 0, "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
-DEFINE_int32(workers, 2, "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
+DEFINE_int32(port, 0,
+             "TCP port to listen on at 127.0.0.1, 0..65535 (0: pick a free port)");
+DEFINE_int32(workers, 2,
+             "fiber worker threads (RuntimeOptions::concurrency_hint), 1..1024");
 
 namespace {
 
@@ -150,8 +152,8 @@ class RpcServer {
       }
       auto connection = std::make_shared<Connection>(std::move(stream), registry_);
       if (!weft::StartFiberDetached([this, connection] { ReadRequests(connection); })) {
-        std::fprintf(stderr, "%s: %s: cannot start a fiber; connection dropped\n", kProgram,
-                     name_.c_str());
+        std::fprintf(stderr, "%s: %s: cannot start a fiber; connection dropped\n",
+                     kProgram, name_.c_str());
       }
     }
   }
@@ -184,11 +186,12 @@ class RpcServer {
         return;
       }
       // A fiber per request: this loop goes straight back to reading.
-      if (!weft::StartFiberDetached([this, connection, request = std::move(request)]() mutable {
-            SendReply(*connection, Handle(std::move(request)));
-          })) {
-        std::fprintf(stderr, "%s: %s: cannot start a fiber; connection closed\n", kProgram,
-                     name_.c_str());
+      if (!weft::StartFiberDetached(
+              [this, connection, request = std::move(request)]() mutable {
+                SendReply(*connection, Handle(std::move(request)));
+              })) {
+        std::fprintf(stderr, "%s: %s: cannot start a fiber; connection closed\n",
+                     kProgram, name_.c_str());
         return;
       }
     }
@@ -216,7 +219,8 @@ class RpcServer {
                             "sleep: " + std::to_string(ms) + " ms is over the limit of " +
                                 std::to_string(rpc::kMaxSleepMs) + " ms");
         }
-        weft::this_fiber::SleepFor(std::chrono::milliseconds(ms));  // parks this fiber only
+        weft::this_fiber::SleepFor(
+            std::chrono::milliseconds(ms));  // parks this fiber only
         return rpc::Frame{id, 0, {}};
       }
       case rpc::Method::kFanout:
@@ -243,8 +247,8 @@ class RpcServer {
     for (const rpc::Reply* reply : {&a, &b}) {
       if (reply->error) {
         return ErrorReply(request.id, rpc::RpcError::kBackendFailed,
-                          "fanout: backend " + std::to_string(reply == &a ? 1 : 2) + ": " +
-                              reply->error.message());
+                          "fanout: backend " + std::to_string(reply == &a ? 1 : 2) +
+                              ": " + reply->error.message());
       }
     }
     return rpc::Frame{request.id, 0, std::move(a.payload) + b.payload};
@@ -270,7 +274,8 @@ class RpcServer {
 };
 
 // Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo, std::int32_t hi) {
+void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
+                    std::int32_t hi) {
   if (value >= lo && value <= hi) return;
   std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
                value, lo, hi);
@@ -309,8 +314,8 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage("weft_rpc_server --port=N --workers=N [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", kProgram,
-                 argv[1]);
+    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
+                 kProgram, argv[1]);
     return 2;
   }
   CheckFlagRange("port", FLAGS_port, 0, 65535);
@@ -340,14 +345,17 @@ int main(int argc, char** argv) {
                  error.message().c_str());
     return 1;
   }
-  if (const std::error_code error = front.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
+  if (const std::error_code error =
+          front.Listen(static_cast<std::uint16_t>(FLAGS_port))) {
     std::fprintf(stderr, "%s: cannot listen on 127.0.0.1:%d: %s\n", kProgram, FLAGS_port,
                  error.message().c_str());
     return 1;
   }
   // The kernel completes these connections before anyone accepts them.
-  if (std::error_code error = channel1.Connect("127.0.0.1", backend1.port(), std::chrono::seconds(5));
-      error || (error = channel2.Connect("127.0.0.1", backend2.port(), std::chrono::seconds(5)))) {
+  if (std::error_code error =
+          channel1.Connect("127.0.0.1", backend1.port(), std::chrono::seconds(5));
+      error ||
+      (error = channel2.Connect("127.0.0.1", backend2.port(), std::chrono::seconds(5)))) {
     std::fprintf(stderr, "%s: cannot connect to the backends: %s\n", kProgram,
                  error.message().c_str());
     channel1.Close();  // stops its reader fiber, which ~Runtime would wait for
@@ -357,7 +365,8 @@ int main(int argc, char** argv) {
   backend2.Start();
   front.Start();
   std::fprintf(stderr, "%s: backends on 127.0.0.1:%u and 127.0.0.1:%u\n", kProgram,
-               static_cast<unsigned>(backend1.port()), static_cast<unsigned>(backend2.port()));
+               static_cast<unsigned>(backend1.port()),
+               static_cast<unsigned>(backend2.port()));
   std::printf("listening 127.0.0.1:%u\n", static_cast<unsigned>(front.port()));
   std::fflush(stdout);
 

@@ -64,7 +64,8 @@ class Process {
     std::vector<char*> argv;
     for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
-    const int error = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    const int error =
+        posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     stdout_ = out[0];
@@ -110,7 +111,9 @@ class Process {
 
   // Everything the process writes on stdout (stderr) until it closes it, or
   // until `timeout`.
-  std::string ReadAllStdout(Clock::duration timeout) { return ReadAll(stdout_, out_, timeout); }
+  std::string ReadAllStdout(Clock::duration timeout) {
+    return ReadAll(stdout_, out_, timeout);
+  }
   std::string ReadAllStderr(Clock::duration timeout) {
     std::string err;
     return ReadAll(stderr_, err, timeout);
@@ -145,7 +148,8 @@ class Process {
   static bool ReadSome(int fd, std::string& buffer, Clock::time_point until) {
     if (fd < 0) return false;
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now())
+            .count();
     if (left <= 0) return false;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
@@ -169,7 +173,9 @@ class Process {
   std::string out_;  // read from stdout, not yet returned
 };
 
-std::string ProgramPath(const char* name) { return std::string(WEFT_EXAMPLES_DIR) + "/" + name; }
+std::string ProgramPath(const char* name) {
+  return std::string(WEFT_EXAMPLES_DIR) + "/" + name;
+}
 
 // A server started with --port=0 --workers=2, and the port its first stdout
 // line names.
@@ -184,16 +190,16 @@ struct Server {
   if (!server.process->running()) return ::testing::AssertionFailure() << "not started";
   const std::optional<std::string> line = server.process->ReadLine(kStartTimeout);
   if (!line) {
-    return ::testing::AssertionFailure()
-           << name << " printed no line on stdout within " << kStartTimeout.count() << " s";
+    return ::testing::AssertionFailure() << name << " printed no line on stdout within "
+                                         << kStartTimeout.count() << " s";
   }
   constexpr std::string_view kPrefix = "listening 127.0.0.1:";
   const std::string digits = line->substr(std::min(line->size(), kPrefix.size()));
   if (line->rfind(kPrefix, 0) != 0 || digits.empty() || digits.size() > 5 ||
       digits.find_first_not_of("0123456789") != std::string::npos ||
       std::stoi(digits) == 0 || std::stoi(digits) > 65535) {
-    return ::testing::AssertionFailure()
-           << name << "'s first line is '" << *line << "', not 'listening 127.0.0.1:<port>'";
+    return ::testing::AssertionFailure() << name << "'s first line is '" << *line
+                                         << "', not 'listening 127.0.0.1:<port>'";
   }
   server.port = static_cast<std::uint16_t>(std::stoi(digits));
   return ::testing::AssertionSuccess();
@@ -202,13 +208,13 @@ struct Server {
 // Signals the server and checks that it exits with status 0 in time.
 void ExpectExitsZeroOn(int signal, Server& server) {
   const std::optional<int> status = server.process->Signal(signal, kExitTimeout);
-  ASSERT_TRUE(status.has_value()) << "no exit within " << kExitTimeout.count() << " s of "
-                                  << strsignal(signal);
+  ASSERT_TRUE(status.has_value())
+      << "no exit within " << kExitTimeout.count() << " s of " << strsignal(signal);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
       << "wait status " << *status << " after " << strsignal(signal)
-      << (WIFSIGNALED(*status) ? std::string(", killed by ") + strsignal(WTERMSIG(*status))
-                               : std::string(", exit code ") +
-                                     std::to_string(WEXITSTATUS(*status)));
+      << (WIFSIGNALED(*status)
+              ? std::string(", killed by ") + strsignal(WTERMSIG(*status))
+              : std::string(", exit code ") + std::to_string(WEXITSTATUS(*status)));
 }
 
 // ---- Loopback sockets ----------------------------------------------------------
@@ -323,7 +329,8 @@ TEST(EchoServerExample, HoldsManyConnectionsAndExitsZeroOnSigint) {
   sockets.reserve(connections);
   for (std::size_t i = 0; i < connections; ++i) {
     sockets.emplace_back(server.port);
-    ASSERT_TRUE(sockets.back().connected()) << "connection " << i << ": " << std::strerror(errno);
+    ASSERT_TRUE(sockets.back().connected())
+        << "connection " << i << ": " << std::strerror(errno);
   }
   for (std::size_t i = 0; i < connections; ++i) {
     const std::string message = std::to_string(i) + "\n";
@@ -336,7 +343,8 @@ TEST(EchoServerExample, HoldsManyConnectionsAndExitsZeroOnSigint) {
 // ---- weft_http_hello --------------------------------------------------------------
 
 constexpr std::string_view kOk =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, "
+    "World!";
 constexpr std::string_view kOkHead =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n";
 constexpr std::string_view kOkClose =
@@ -361,8 +369,9 @@ TEST(HttpHelloExample, AnswersPipelinedSplitAndHttp10Requests) {
     Socket s(server.port);
     ASSERT_TRUE(s.connected());
     // Two pipelined requests in one write: both replies, in one write.
-    ASSERT_TRUE(s.Send("GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                       "GET /b HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    ASSERT_TRUE(
+        s.Send("GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n"
+               "GET /b HTTP/1.1\r\nHost: localhost\r\n\r\n"));
     EXPECT_EQ(s.Receive(2 * kOk.size()), Twice(kOk));
     // One request in three writes. The pauses make separate reads likely on
     // the server; the reply must be the same either way.
@@ -374,12 +383,16 @@ TEST(HttpHelloExample, AnswersPipelinedSplitAndHttp10Requests) {
     EXPECT_EQ(s.Receive(kOk.size()), kOk);
     // A body, read and dropped, with the next request (HEAD) right behind it;
     // then a body split across writes.
-    ASSERT_TRUE(s.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-                       "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"));
-    EXPECT_EQ(s.Receive(kOk.size() + kOkHead.size()), std::string(kOk) + std::string(kOkHead));
+    ASSERT_TRUE(
+        s.Send("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+               "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(s.Receive(kOk.size() + kOkHead.size()),
+              std::string(kOk) + std::string(kOkHead));
     ASSERT_TRUE(s.Send("PUT /q HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
     EXPECT_EQ(s.Receive(kOk.size()), kOk);
-    ASSERT_TRUE(s.Send("defghij" "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(
+        s.Send("defghij"
+               "GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     EXPECT_EQ(s.Receive(kOk.size()), kOk);
     // Connection: close is honoured: the reply says so and the server closes.
     ASSERT_TRUE(s.Send("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
@@ -424,16 +437,19 @@ TEST(HttpHelloExample, AnswersMalformedRequestsWith400AndCloses) {
       {"a good request, then a bad one, in one write",
        "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /two words HTTP/1.1\r\nHost: x\r\n\r\n",
        std::string(kOk) + std::string(kBadRequest)},
-      {"an unknown version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", std::string(kBadRequest)},
+      {"an unknown version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+       std::string(kBadRequest)},
       {"a header line without a colon", "GET / HTTP/1.1\r\nHost: x\r\nOops\r\n\r\n",
        std::string(kBadRequest)},
-      {"an HTTP/1.1 request without Host", "GET / HTTP/1.1\r\n\r\n", std::string(kBadRequest)},
+      {"an HTTP/1.1 request without Host", "GET / HTTP/1.1\r\n\r\n",
+       std::string(kBadRequest)},
       {"a bad Content-Length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
        std::string(kBadRequest)},
       {"a header block over 8 KiB",
        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n",
        std::string(kBadRequest)},
-      {"a chunked body", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+      {"a chunked body",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
        std::string(kNotImplemented)},
   };
   for (const Case& c : cases) {
@@ -466,10 +482,13 @@ TEST(RpcExample, ClientDemoSucceedsIncludingTheDeadlineCase) {
   const std::optional<int> status = client.Wait(kExitTimeout);
   ASSERT_TRUE(status.has_value()) << "the client did not finish; its output:\n" << output;
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << "wait status " << *status << "; the client's output:\n" << output;
+      << "wait status " << *status << "; the client's output:\n"
+      << output;
   EXPECT_NE(output.find("failed with timed_out"), std::string::npos) << output;
-  EXPECT_NE(output.find("late reply came and was discarded"), std::string::npos) << output;
-  EXPECT_NE(output.find("OK: every call behaved as expected"), std::string::npos) << output;
+  EXPECT_NE(output.find("late reply came and was discarded"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("OK: every call behaved as expected"), std::string::npos)
+      << output;
   ExpectExitsZeroOn(SIGTERM, server);
 }
 
@@ -483,7 +502,8 @@ TEST(RpcExample, ServerRefusesAnOversizedFrameAndCloses) {
   const std::string header = s.Receive(13);
   ASSERT_EQ(header.size(), 13u);
   const auto byte = [&](int i) { return static_cast<std::uint8_t>(header[i]); };
-  const std::uint32_t length = std::uint32_t{byte(0)} << 24 | std::uint32_t{byte(1)} << 16 |
+  const std::uint32_t length = std::uint32_t{byte(0)} << 24 |
+                               std::uint32_t{byte(1)} << 16 |
                                std::uint32_t{byte(2)} << 8 | byte(3);
   EXPECT_EQ(header.substr(4, 8), FrameHeader(0, 42, 0).substr(4, 8)) << "the call id";
   EXPECT_EQ(byte(12), 3) << "the status: RpcError::kFrameTooLarge";
@@ -545,7 +565,8 @@ TEST(ExampleCommandLine, RejectsOutOfRangeFlagsWithExitCode2) {
         << command << ": wait status " << *status;
     for (const std::string& part : c.message) {
       EXPECT_NE(err.find(part), std::string::npos)
-          << command << ": stderr should name '" << part << "':\n" << err;
+          << command << ": stderr should name '" << part << "':\n"
+          << err;
     }
   }
 }
