@@ -151,6 +151,9 @@ class Channel {
       Complete(frame.id, std::move(reply));
     }
     if (error == weft::io::Error::kEndOfStream) error = RpcError::kConnectionClosed;
+    // After a read error or a refused frame the stream is out of step: end
+    // the connection for the server too.
+    ::shutdown(stream_.fd(), SHUT_RDWR);
     FailAll(error);
   }
 

@@ -270,6 +270,18 @@ class Socket {
     return data;
   }
 
+  // Sends what fits without waiting: the count, or -1 with errno (EAGAIN
+  // when the socket buffer is full).
+  ssize_t TrySend(std::string_view data) {
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  // Whether the socket becomes writable within `timeout`.
+  bool WaitWritable(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLOUT, 0};
+    return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  }
+
   // Whether the peer ends the stream next (nothing more comes before it).
   bool ReceivesEnd() {
     char byte;
@@ -305,6 +317,33 @@ TEST(EchoServerExample, EchoesEveryByteAndExitsZeroOnSigterm) {
   // Both connections are still open: shutdown must end them.
   ExpectExitsZeroOn(SIGTERM, server);
   EXPECT_TRUE(a.ReceivesEnd());
+}
+
+// A client that sends and never reads: the server's write back to it blocks
+// once both directions' socket buffers are full. SIGTERM must still end that
+// connection's fiber, so that the server exits.
+TEST(EchoServerExample, ExitsZeroOnSigtermWhileAWriteIsBlocked) {
+  Server server;
+  ASSERT_TRUE(StartServer("weft_echo_server", server));
+  Socket s(server.port);
+  ASSERT_TRUE(s.connected());
+  const std::string chunk(64 * 1024, 'z');
+  std::size_t sent = 0;
+  bool stuck = false;
+  const Clock::time_point give_up = Clock::now() + 60s;
+  while (!stuck && Clock::now() < give_up && sent < (std::size_t{1} << 30)) {
+    const ssize_t n = s.TrySend(chunk);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+    } else {
+      ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+          << std::strerror(errno);
+      // The server takes no more bytes: it is blocked writing to us.
+      stuck = !s.WaitWritable(500ms);
+    }
+  }
+  ASSERT_TRUE(stuck) << "the server kept reading " << sent << " bytes never read back";
+  ExpectExitsZeroOn(SIGTERM, server);
 }
 
 // The server holds many idle connections at once (10,000 in a normal build),
