@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -90,11 +91,7 @@ class Stream {
   bool IsOpen() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   // Gives up ownership: the caller closes the socket (with io::Close).
-  int Release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
+  int Release() { return fd_.exchange(-1); }
 
   // What is there (at least one byte), or waits for it. bytes == 0 without
   // an error: the peer ended the stream.
@@ -124,7 +121,9 @@ class Stream {
   std::string PeerAddress() const;
 
  protected:
-  int fd_ = -1;
+  // Atomic: Close() may come from another thread while a call that read it
+  // waits.
+  std::atomic<int> fd_{-1};
 };
 
 // A TCP connection.
@@ -179,7 +178,7 @@ class Listener {
   // does not spin; connections already accepted are untouched.
   int AcceptSocket(Deadline deadline, std::error_code& error);
 
-  int fd_ = -1;
+  std::atomic<int> fd_{-1};  // atomic: see Stream::fd_
   std::string unlink_on_close_;
   std::chrono::milliseconds backoff_{0};
 };
