@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -173,6 +174,7 @@ class EchoServer {
   // Stops accepting, then ends every connection. Their fibers finish by
   // themselves soon after; TerminateRuntime() (~Runtime) waits for them.
   void Stop() {
+    stopping_ = true;   // first: the acceptor reads it after Close() wakes it
     listener_.Close();  // a waiting Accept() returns operation_canceled
     acceptor_.Join();   // no connection is registered after this
     registry_.ShutdownAll();
@@ -182,10 +184,14 @@ class EchoServer {
   void AcceptLoop() {
     for (;;) {
       auto [stream, error] = listener_.Accept();
-      if (error == std::errc::operation_canceled || error == weft::io::Error::kNotOpen) {
-        return;  // Stop() closed the listener
-      }
       if (error) {
+        // Stop() closed the listener: a waiting Accept returns operation_canceled,
+        // one started after returns kNotOpen, and one whose start raced with
+        // Close() may fail some other way (EBADF); stopping_ covers that.
+        if (stopping_ || error == std::errc::operation_canceled ||
+            error == weft::io::Error::kNotOpen) {
+          return;
+        }
         // Out of descriptors and the like: Accept() has backed off already.
         std::fprintf(stderr, "%s: accept: %s\n", kProgram, error.message().c_str());
         continue;
@@ -206,6 +212,7 @@ class EchoServer {
 
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
+  std::atomic<bool> stopping_{false};
   ConnectionRegistry registry_;
 };
 

@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
@@ -409,6 +410,7 @@ class HttpServer {
   // Stops accepting, then ends every connection; ~Runtime waits for their
   // fibers.
   void Stop() {
+    stopping_ = true;
     listener_.Close();  // a waiting Accept() returns operation_canceled
     acceptor_.Join();
     registry_.ShutdownAll();
@@ -418,10 +420,13 @@ class HttpServer {
   void AcceptLoop() {
     for (;;) {
       auto [stream, error] = listener_.Accept();
-      if (error == std::errc::operation_canceled || error == weft::io::Error::kNotOpen) {
-        return;
-      }
       if (error) {
+        // Stop() closed the listener (see weft_echo_server).
+        if (stopping_ || error == std::errc::operation_canceled ||
+            error == weft::io::Error::kNotOpen) {
+          return;
+        }
+        // Out of descriptors and the like: Accept() has backed off already.
         std::fprintf(stderr, "%s: accept: %s\n", kProgram, error.message().c_str());
         continue;
       }
@@ -440,6 +445,7 @@ class HttpServer {
 
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
+  std::atomic<bool> stopping_{false};
   ConnectionRegistry registry_;
 };
 

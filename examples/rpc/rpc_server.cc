@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -119,6 +120,7 @@ class RpcServer {
   // Stops accepting and ends every connection. Requests being handled run to
   // the end (their replies fail to go out); ~Runtime waits for them.
   void Stop() {
+    stopping_ = true;
     listener_.Close();  // a waiting Accept() returns operation_canceled
     acceptor_.Join();
     registry_.ShutdownAll();
@@ -142,10 +144,13 @@ class RpcServer {
   void AcceptLoop() {
     for (;;) {
       auto [stream, error] = listener_.Accept();
-      if (error == std::errc::operation_canceled || error == weft::io::Error::kNotOpen) {
-        return;
-      }
       if (error) {
+        // Stop() closed the listener (see weft_echo_server).
+        if (stopping_ || error == std::errc::operation_canceled ||
+            error == weft::io::Error::kNotOpen) {
+          return;
+        }
+        // Out of descriptors and the like: Accept() has backed off already.
         std::fprintf(stderr, "%s: %s: accept: %s\n", kProgram, name_.c_str(),
                      error.message().c_str());
         continue;
@@ -270,6 +275,7 @@ class RpcServer {
   const std::vector<rpc::Channel*> backends_;
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
+  std::atomic<bool> stopping_{false};
   ConnectionRegistry registry_;
 };
 
