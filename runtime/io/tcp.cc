@@ -240,8 +240,8 @@ std::error_code Stream::ShutdownWrite() {
 }
 
 std::error_code Stream::Close() {
-  if (fd_ < 0) return {};
   const int fd = Release();
+  if (fd < 0) return {};
   if (io::Close(fd) != 0) return LastError();
   return {};
 }
@@ -307,7 +307,7 @@ std::error_code UnixStream::Connect(std::string_view path, Deadline deadline) {
 // ---- Listeners --------------------------------------------------------------
 
 Listener::Listener(Listener&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
+    : fd_(other.fd_.exchange(-1)),
       unlink_on_close_(std::move(other.unlink_on_close_)),
       backoff_(other.backoff_) {
   other.unlink_on_close_.clear();
@@ -316,7 +316,7 @@ Listener::Listener(Listener&& other) noexcept
 Listener& Listener::operator=(Listener&& other) noexcept {
   if (this != &other) {
     Close();
-    fd_ = std::exchange(other.fd_, -1);
+    fd_ = other.fd_.exchange(-1);
     unlink_on_close_ = std::move(other.unlink_on_close_);
     other.unlink_on_close_.clear();
     backoff_ = other.backoff_;
@@ -325,15 +325,16 @@ Listener& Listener::operator=(Listener&& other) noexcept {
 }
 
 std::error_code Listener::Close() {
-  if (fd_ < 0) return {};
-  const int fd = std::exchange(fd_, -1);
+  const int fd = fd_.exchange(-1);
+  if (fd < 0) return {};
   std::error_code error;
   if (io::Close(fd) != 0) error = LastError();
   if (!unlink_on_close_.empty()) {
     ::unlink(unlink_on_close_.c_str());
     unlink_on_close_.clear();
   }
-  backoff_ = std::chrono::milliseconds(0);
+  // backoff_ is reset by Listen, not here: an Accept in its back-off may be
+  // using it while another thread closes.
   return error;
 }
 
@@ -379,6 +380,7 @@ std::error_code TcpListener::Listen(std::string_view host, std::uint16_t port, i
     return error;
   }
   fd_ = fd;
+  backoff_ = std::chrono::milliseconds(0);
   return {};
 }
 
@@ -440,6 +442,7 @@ std::error_code UnixListener::Listen(std::string_view path, int backlog) {
     return error;
   }
   fd_ = fd;
+  backoff_ = std::chrono::milliseconds(0);
   if (path.front() != '@') unlink_on_close_ = std::string(path);
   return {};
 }

@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -93,11 +94,7 @@ class Stream {
   bool IsOpen() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   // Gives up ownership: the caller closes the socket (with io::Close).
-  int Release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
+  int Release() { return fd_.exchange(-1); }
 
   // What is there (at least one byte), or waits for it. bytes == 0 without
   // an error: the peer ended the stream.
@@ -127,7 +124,9 @@ class Stream {
   std::string PeerAddress() const;
 
  protected:
-  int fd_ = -1;
+  // Atomic: Close() may come from another thread while a call that read it
+  // waits.
+  std::atomic<int> fd_{-1};
 };
 
 // A TCP connection.
@@ -184,7 +183,7 @@ class Listener {
   // does not spin; connections already accepted are untouched.
   int AcceptSocket(Deadline deadline, std::error_code& error);
 
-  int fd_ = -1;
+  std::atomic<int> fd_{-1};  // atomic: see Stream::fd_
   std::string unlink_on_close_;
   std::chrono::milliseconds backoff_{0};
 };
