@@ -92,7 +92,6 @@ int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool 
     }
   }
   if (error == 0) {
-    slot.ready[0] = slot.ready[1] = false;
     slot.pollable = pollable;
     slot.is_socket = is_socket;
     slot.word.store((std::uint64_t{generation} << 32) | DescriptorState::kOpen,
@@ -128,7 +127,6 @@ void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation) {
       slot.poller->Unregister(fd);
       slot.poller = nullptr;
     }
-    slot.ready[0] = slot.ready[1] = false;
     slot.word.store(std::uint64_t{generation} << 32, std::memory_order_release);
   }
   slot.lock.unlock();
@@ -201,6 +199,13 @@ class Use {
   bool pollable() const { return slot_->pollable; }
   bool is_socket() const { return slot_->is_socket; }
 
+  // Call before each attempt of the system call in `direction`: an edge that
+  // comes after it makes WaitForEdge return at once.
+  void Snapshot(IoDirection direction) {
+    seen_[Index(direction)] =
+        slot_->edges[Index(direction)].load(std::memory_order_acquire);
+  }
+
   // After the system call said EAGAIN: waits for the next edge in `direction`.
   // Returns 0 (try again) or an errno: ETIMEDOUT, ECANCELED.
   int WaitForEdge(IoDirection direction, Deadline deadline) {
@@ -214,9 +219,8 @@ class Use {
       slot.lock.unlock();
       return ECANCELED;
     }
-    if (slot.ready[d]) {
-      // An edge came since we last looked: the system call may succeed now.
-      slot.ready[d] = false;
+    if (slot.edges[d].load(std::memory_order_relaxed) != seen_[d]) {
+      // An edge came since the system call started: it may succeed now.
       slot.lock.unlock();
       return 0;
     }
@@ -265,6 +269,7 @@ class Use {
   DescriptorState* slot_ = nullptr;
   std::uint32_t generation_ = 0;
   bool woken_[2] = {false, false};
+  std::uint32_t seen_[2] = {0, 0};
 };
 
 // The retry loop of a call that transfers data at most once: `op` is the
@@ -274,6 +279,7 @@ ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wai
   Use use(fd);
   if (!use.ok()) return -1;
   for (;;) {
+    use.Snapshot(direction);
     const ssize_t result = op(use);
     if (result >= 0) {
       use.PassOn(direction);
@@ -331,6 +337,7 @@ ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, O
   if (!use.ok()) return -1;
   std::size_t done = 0;
   for (;;) {
+    use.Snapshot(IoDirection::kWrite);
     const ssize_t result = op(use, done);
     if (result >= 0) {
       done += static_cast<std::size_t>(result);
@@ -384,6 +391,7 @@ int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
   Use use(fd);
   if (!use.ok()) return -1;
   for (;;) {
+    use.Snapshot(direction);
     pollfd probe{fd, events, 0};
     const int ready = ::poll(&probe, 1, 0);
     if (ready > 0 || !use.pollable()) {
@@ -456,6 +464,7 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
   }
   // In progress: writable means done, one way or the other.
   for (;;) {
+    use.Snapshot(IoDirection::kWrite);
     pollfd probe{fd, POLLOUT, 0};
     const int ready = ::poll(&probe, 1, 0);
     if (ready > 0) {

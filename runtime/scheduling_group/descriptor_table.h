@@ -9,13 +9,13 @@
 // (io_poller.h), so that a number reused after a close never receives an event,
 // a wake-up or a cancellation meant for the descriptor it had before.
 //
-// Readiness is a flag per direction plus a FIFO of waiters (fibers or plain
-// threads, wait_queue.h), under the slot's spinlock:
-// - a caller tries its system call first and waits only on EAGAIN: it takes the
-//   lock, and if the direction's flag is set (an edge arrived since the caller
-//   last looked), clears it and tries again; otherwise it parks;
-// - the poller, on an edge, wakes the first waiter of the direction, or sets
-//   the flag when none waits;
+// Readiness is a count of edges per direction plus a FIFO of waiters (fibers
+// or plain threads, wait_queue.h), under the slot's spinlock:
+// - a caller reads the direction's count, then tries its system call, and
+//   waits only on EAGAIN: it takes the lock, and if the count moved (an edge
+//   arrived since it started its call) tries again; otherwise it parks;
+// - the poller, on an edge, advances the count and wakes the first waiter of
+//   the direction;
 // - a waiter woken by an edge, once its system call has completed, wakes the
 //   next waiter of its direction, if any, who tries in turn: an edge is
 //   reported once, and it may have made room for more than one caller.
@@ -58,7 +58,9 @@ struct DescriptorState {
   std::atomic<std::uint64_t> word{0};
 
   Spinlock lock;
-  bool ready[2] WEFT_GUARDED_BY(lock) = {false, false};
+  // Edges seen per direction: advanced under `lock`, read without it before a
+  // system call and under it before parking.
+  std::atomic<std::uint32_t> edges[2] = {0, 0};
   WaitQueue waiters[2] WEFT_GUARDED_BY(lock);
   // Where the descriptor is registered: a scheduling group's poller or the
   // fallback poller (io_poller.h); null for a descriptor that cannot be polled

@@ -131,8 +131,8 @@ std::size_t IoPoller::Poll(int timeout_ms, SchedulingGroup* group, FiberEntity**
         (word & DescriptorState::kOpen) != 0) {
       for (int d = 0; d != 2; ++d) {
         if (!direction_ready[d]) continue;
+        slot->edges[d].fetch_add(1, std::memory_order_relaxed);
         woken[d] = slot->waiters[d].PopFront();
-        if (woken[d] == nullptr) slot->ready[d] = true;
       }
     }
     slot->lock.unlock();

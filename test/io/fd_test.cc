@@ -599,6 +599,51 @@ TEST_P(FdTest, ManyReadersShareOneEdge) {
   io::Close(b);
 }
 
+// Several fibers accept on one listener while connections come in pairs (two
+// connections may share one edge): a fiber whose accept failed just before
+// the edge must not park while a connection waits. Every connection is
+// accepted, each once, with no further connection to wake anyone.
+TEST_P(FdTest, SeveralAcceptorsLoseNoConnection) {
+  std::uint16_t port = 0;
+  const int listener = Listen(&port);
+  ASSERT_GE(listener, 0);
+  const int rounds = static_cast<int>(Scaled(300, 50));
+  const int acceptors = 4;
+  std::atomic<int> accepted{0};
+  std::atomic<bool> done{false};
+  std::vector<Fiber> fibers;
+  for (int i = 0; i < acceptors; ++i) {
+    fibers.emplace_back([&] {
+      while (!done.load()) {
+        const int fd = io::Accept(listener, nullptr, nullptr);
+        if (fd < 0) {
+          EXPECT_EQ(errno, ECANCELED);  // the listener closed at the end
+          return;
+        }
+        ++accepted;
+        io::Close(fd);
+      }
+    });
+  }
+  std::vector<int> clients;
+  for (int round = 0; round < rounds; ++round) {
+    const int before = accepted.load();
+    std::thread second([&] { clients.push_back(ConnectTo(port)); });
+    const int first = ConnectTo(port);
+    second.join();
+    clients.push_back(first);
+    // Nothing else arrives until both are accepted.
+    ASSERT_TRUE(PollUntil([&] { return accepted.load() == before + 2; },
+                          "both connections of a pair to be accepted"))
+        << "round " << round << ": " << accepted.load() - before << " of 2";
+  }
+  done = true;
+  io::Close(listener);
+  for (Fiber& f : fibers) f.Join();
+  EXPECT_EQ(accepted.load(), 2 * rounds);
+  for (int fd : clients) io::Close(fd);
+}
+
 // A fiber waiting on a socket resumes wherever its group runs it (it hops
 // workers when it yields in between); every message arrives.
 TEST_P(FdTest, WaitingFibersMoveBetweenWorkers) {
