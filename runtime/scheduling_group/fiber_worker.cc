@@ -27,6 +27,12 @@ constexpr std::chrono::microseconds kSpinBudget{30};
 constexpr int kSpinCheckInterval = 64;
 // Consecutive local picks before the shared queue is served first.
 constexpr std::uint32_t kMaxLocalStreak = 16;
+// How long the bottom of the local run stack may stay there, under newer
+// fibers, before it goes to the shared queue. Long enough that a tree of
+// fibers unfolds depth first (moving its oldest, shallowest node early starts
+// another whole subtree: breadth first, with every fiber of it alive at once),
+// short enough that fibers handing work back and forth on top cannot starve it.
+constexpr std::chrono::milliseconds kLocalPatience{2};
 // RescueStranded: how often a running worker looks at another's local run
 // stack, and how long that one must have gone without a switch.
 constexpr std::uint32_t kRescueInterval = 64;
@@ -167,11 +173,21 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
     if (++local_streak_ <= kMaxLocalStreak) {
       if (FiberEntity* fiber = local_.PopNewest()) return fiber;
     } else {
-      // Fairness: the oldest local fiber goes behind the queue's fibers (unless
-      // it is the only fiber ready), and the queue is served first.
+      // Fairness: the queue is served first, and the oldest local fiber goes
+      // behind the queue's fibers once it has sat at the bottom for
+      // kLocalPatience (as seen at these looks, one clock read per
+      // kMaxLocalStreak picks).
       local_streak_ = 0;
-      if (FiberEntity* oldest = local_.PopOldest(group_->LooksEmpty() ? 2 : 1)) {
-        group_->Push(oldest);
+      FiberEntity* oldest = local_.PeekOldest();
+      const auto now = std::chrono::steady_clock::now();
+      if (oldest != oldest_local_) {
+        oldest_local_ = oldest;
+        oldest_local_since_ = now;
+      } else if (oldest != nullptr && now - oldest_local_since_ >= kLocalPatience) {
+        if (FiberEntity* moved = local_.PopOldest(group_->LooksEmpty() ? 2 : 1)) {
+          group_->Push(moved);
+        }
+        oldest_local_ = nullptr;
       }
       if (FiberEntity* fiber = PopQueue()) return fiber;
       if (FiberEntity* fiber = local_.PopNewest()) return fiber;

@@ -52,6 +52,12 @@ class LocalRunStack {
     return ring_[(head_ + count_) & (ring_.size() - 1)];
   }
 
+  // The oldest item without taking it, or nullptr.
+  T* PeekOldest() {
+    LockGuard<Spinlock> lock(lock_);
+    return count_ == 0 ? nullptr : ring_[head_];
+  }
+
   // The oldest item, or nullptr; only if at least `at_least` items are held.
   T* PopOldest(std::size_t at_least = 1) {
     LockGuard<Spinlock> lock(lock_);
