@@ -27,11 +27,14 @@ constexpr std::chrono::microseconds kSpinBudget{30};
 constexpr int kSpinCheckInterval = 64;
 // Consecutive local picks before the shared queue is served first.
 constexpr std::uint32_t kMaxLocalStreak = 16;
-// How long the bottom of the local run stack may stay there, under newer
-// fibers, before it goes to the shared queue. Long enough that a tree of
-// fibers unfolds depth first (moving its oldest, shallowest node early starts
-// another whole subtree: breadth first, with every fiber of it alive at once),
-// short enough that fibers handing work back and forth on top cannot starve it.
+// How long a fiber that has not run yet may stay at the bottom of the local
+// run stack, under newer fibers, before it goes to the shared queue. In a tree
+// of fibers that is the shallowest waiting node, and starting it early starts a
+// whole subtree: breadth first, with every fiber of it alive at once. Long
+// enough for a tree to unfold depth first, short enough that fibers handing
+// work back and forth on top cannot starve it. (A fiber that ran before, a
+// woken waiter, moves at once: that creates no work, and lets the group's
+// other workers share the wake-ups.)
 constexpr std::chrono::milliseconds kLocalPatience{2};
 // RescueStranded: how often a running worker looks at another's local run
 // stack, and how long that one must have gone without a switch.
@@ -173,21 +176,25 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
     if (++local_streak_ <= kMaxLocalStreak) {
       if (FiberEntity* fiber = local_.PopNewest()) return fiber;
     } else {
-      // Fairness: the queue is served first, and the oldest local fiber goes
-      // behind the queue's fibers once it has sat at the bottom for
-      // kLocalPatience (as seen at these looks, one clock read per
-      // kMaxLocalStreak picks).
+      // Fairness: the oldest local fiber goes behind the queue's fibers
+      // (unless it is the only fiber ready; a fiber that never ran only once
+      // it has sat at the bottom for kLocalPatience, as seen at these looks),
+      // and the queue is served first.
       local_streak_ = 0;
-      FiberEntity* oldest = local_.PeekOldest();
-      const auto now = std::chrono::steady_clock::now();
-      if (oldest != oldest_local_) {
-        oldest_local_ = oldest;
-        oldest_local_since_ = now;
-      } else if (oldest != nullptr && now - oldest_local_since_ >= kLocalPatience) {
-        if (FiberEntity* moved = local_.PopOldest(group_->LooksEmpty() ? 2 : 1)) {
-          group_->Push(moved);
-        }
+      FiberEntity* moved = local_.PopOldestIf(
+          group_->LooksEmpty() ? 2 : 1, [this](FiberEntity* oldest) {
+            if (oldest->last_worker != nullptr) return true;
+            const auto now = std::chrono::steady_clock::now();
+            if (oldest != oldest_local_) {
+              oldest_local_ = oldest;
+              oldest_local_since_ = now;
+              return false;
+            }
+            return now - oldest_local_since_ >= kLocalPatience;
+          });
+      if (moved != nullptr) {
         oldest_local_ = nullptr;
+        group_->Push(moved);
       }
       if (FiberEntity* fiber = PopQueue()) return fiber;
       if (FiberEntity* fiber = local_.PopNewest()) return fiber;

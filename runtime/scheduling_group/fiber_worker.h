@@ -8,11 +8,11 @@
 // and without a queue round trip. Idle workers of the group take the oldest:
 // at once when there are two or more, otherwise when the one has sat there for
 // a while (two scans apart), so a busy worker cannot hold it back. After
-// kMaxLocalStreak consecutive local picks the shared queue is served first,
-// and the oldest local fiber goes to the queue if it has sat at the bottom for
-// kLocalPatience, so fibers that hand work back and forth starve neither the
-// queue nor the bottom of the stack, while a tree of fibers still unfolds
-// depth first.
+// kMaxLocalStreak consecutive local picks the oldest local fiber goes to the
+// shared queue (one that never ran only after it has sat at the bottom for
+// kLocalPatience) and the queue is served first, so fibers that hand work back
+// and forth starve neither the queue nor the bottom of the stack, while a tree
+// of fibers still unfolds depth first.
 //
 // An idle worker also steals from other groups' queues (never from their
 // local run stacks); see scheduling_group.h for when.
@@ -172,8 +172,8 @@ class FiberWorker {
   int* errno_location_ = nullptr;
   FiberEntity* current_ = nullptr;
   std::uint32_t local_streak_ = 0;
-  // The bottom of the local run stack at the last fairness look, and since
-  // when it has been (see kLocalPatience).
+  // The bottom of the local run stack at the last fairness look that found a
+  // fiber that never ran there, and since when (see kLocalPatience).
   FiberEntity* oldest_local_ = nullptr;
   std::chrono::steady_clock::time_point oldest_local_since_{};
   bool may_steal_ = false;  // copied from the group at Start()

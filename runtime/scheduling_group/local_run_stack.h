@@ -52,10 +52,17 @@ class LocalRunStack {
     return ring_[(head_ + count_) & (ring_.size() - 1)];
   }
 
-  // The oldest item without taking it, or nullptr.
-  T* PeekOldest() {
+  // The oldest item if at least `at_least` items are held and `take(item)`
+  // says so (called under the stack's lock), or nullptr.
+  template <class Predicate>
+  T* PopOldestIf(std::size_t at_least, Predicate take) {
     LockGuard<Spinlock> lock(lock_);
-    return count_ == 0 ? nullptr : ring_[head_];
+    if (count_ == 0 || count_ < at_least || !take(ring_[head_])) return nullptr;
+    T* item = ring_[head_];
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --count_;
+    Publish();
+    return item;
   }
 
   // The oldest item, or nullptr; only if at least `at_least` items are held.
