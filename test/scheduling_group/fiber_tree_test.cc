@@ -82,10 +82,11 @@ TEST_P(FiberTreeTest, ATreeUnfoldsDepthFirstWithFewFibersAlive) {
   Fiber root([&] { sum = Tree(0, leaves); });
   root.Join();
   EXPECT_EQ(sum, leaves * (leaves - 1) / 2);
-  // Measured at 100,000 leaves: 78 / 326 / 602 fibers alive at the peak on 1 /
-  // 2 / 4 workers; 10,759 / 4,651 / 5,202 when the bottom of the local run
-  // stack went to the queue every 16 picks.
-  EXPECT_LT(peak_.load(), 2000u) << "the tree did not unfold depth first";
+  // Measured at 100,000 leaves: 74-79 / 123-310 / 517-1,018 fibers alive at
+  // the peak on 1 / 2 / 4 workers (idle workers steal whole subtrees); 10,759 /
+  // 4,651 / 5,202 when a fiber that never ran went from the bottom of the local
+  // run stack to the queue every 16 picks.
+  EXPECT_LT(peak_.load(), 3000u) << "the tree did not unfold depth first";
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, FiberTreeTest, ::testing::Values(1, 2, 4),
