@@ -21,9 +21,7 @@
 // once; everything else (logs) goes to stderr. SIGTERM or SIGINT shuts the
 // server down in order and it exits 0. A flag out of range exits 2 with a
 // message naming the flag and its range; a port that cannot be bound exits 1.
-#include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -34,9 +32,9 @@
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
 
+#include "examples/server_support.h"
 #include "gflags/gflags.h"
 #include "runtime/fiber.h"
 #include "runtime/io/tcp.h"
@@ -52,90 +50,6 @@ namespace {
 
 constexpr char kProgram[] = "weft_echo_server";
 
-// Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
-                    std::int32_t hi) {
-  if (value >= lo && value <= hi) return;
-  std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
-               value, lo, hi);
-  std::exit(2);
-}
-
-// Blocks SIGINT and SIGTERM in the calling thread. Threads started later
-// (weft's workers and timer threads) inherit the mask, so no thread is
-// interrupted by these signals: they stay pending until sigwait() takes one.
-// Call before the runtime starts.
-sigset_t BlockTerminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
-int WaitForSignal(const sigset_t& signals) {
-  int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
-  }
-  return signal;
-}
-
-// Each connection is a descriptor; 10,000 of them need more than the usual
-// soft limit of 1,024. The hard limit is as far as an unprivileged process
-// may go.
-void RaiseOpenFileLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      std::fprintf(stderr, "%s: cannot raise the open-file limit: %s\n", kProgram,
-                   std::strerror(errno));
-    }
-  }
-}
-
-// A client that resets or goes away is business as usual, not worth a log line.
-bool PeerWentAway(std::error_code error) {
-  return error == std::errc::connection_reset || error == std::errc::broken_pipe;
-}
-
-// The connections being served, so that shutdown can end them. The fibers own
-// their streams; the registry only knows the descriptors and ends a
-// connection with shutdown(2): its fiber's Read returns 0 (its writes fail),
-// the fiber returns and its stream closes the socket. Closing the stream from
-// here instead would race with the fiber's own use of the stream object.
-// Thread-safe.
-class ConnectionRegistry {
- public:
-  // Registers a connection; false once ShutdownAll() has run, when the caller
-  // should close it at once.
-  bool Add(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    if (shut_down_) return false;
-    fds_.insert(fd);
-    return true;
-  }
-
-  // Call before closing the descriptor.
-  void Remove(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    fds_.erase(fd);
-  }
-
-  // Ends every connection registered now; later Add() calls fail.
-  void ShutdownAll() {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    shut_down_ = true;
-    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
-  }
-
- private:
-  weft::FiberMutex mutex_;  // a plain thread (main) and fibers both lock it
-  bool shut_down_ = false;
-  std::unordered_set<int> fds_;
-};
-
 // Reads what the client sends and writes it back until the client closes.
 // No deadline on Read: idle connections stay open as long as the client wants.
 void Echo(weft::io::TcpStream& stream) {
@@ -143,7 +57,7 @@ void Echo(weft::io::TcpStream& stream) {
   for (;;) {
     const auto [n, read_error] = stream.Read(buffer, sizeof(buffer));
     if (read_error) {
-      if (!PeerWentAway(read_error)) {
+      if (!examples::PeerWentAway(read_error)) {
         std::fprintf(stderr, "%s: read: %s\n", kProgram, read_error.message().c_str());
       }
       return;
@@ -151,7 +65,7 @@ void Echo(weft::io::TcpStream& stream) {
     if (n == 0) return;  // the client closed its end
     const auto [written, write_error] = stream.WriteAll(buffer, n);
     if (write_error) {
-      if (!PeerWentAway(write_error)) {
+      if (!examples::PeerWentAway(write_error)) {
         std::fprintf(stderr, "%s: write after %zu bytes: %s\n", kProgram, written,
                      write_error.message().c_str());
       }
@@ -213,7 +127,7 @@ class EchoServer {
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
   std::atomic<bool> stopping_{false};
-  ConnectionRegistry registry_;
+  examples::ConnectionRegistry registry_;
 };
 
 }  // namespace
@@ -226,8 +140,8 @@ int main(int argc, char** argv) {
                  kProgram, argv[1]);
     return 2;
   }
-  CheckFlagRange("port", FLAGS_port, 0, 65535);
-  CheckFlagRange("workers", FLAGS_workers, 1, 1024);
+  examples::CheckFlagRange(kProgram, "port", FLAGS_port, 0, 65535);
+  examples::CheckFlagRange(kProgram, "workers", FLAGS_workers, 1, 1024);
   weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
   options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
   try {
@@ -237,8 +151,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const sigset_t signals = BlockTerminationSignals();  // before any thread starts
-  RaiseOpenFileLimit();
+  const sigset_t signals = examples::BlockTerminationSignals();  // before any thread starts
+  examples::RaiseOpenFileLimit(kProgram);
 
   // Declared before the runtime so that it outlives it: ~Runtime waits for
   // the connection fibers, which use the server to the end.
@@ -254,7 +168,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   server.Start();
 
-  const int signal = WaitForSignal(signals);
+  const int signal = examples::WaitForSignal(signals);
   std::fprintf(stderr, "%s: %s, shutting down\n", kProgram, strsignal(signal));
   server.Stop();
   return 0;  // ~Runtime: every connection fiber finishes, then the workers stop

@@ -31,9 +31,7 @@
 //   --port=N (0..65535, 0: any free port)  --workers=N (1..1024)  --weft_*
 // First stdout line "listening 127.0.0.1:<port>"; logs on stderr; SIGTERM or
 // SIGINT: orderly shutdown, exit 0; a flag out of range: exit 2.
-#include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -49,9 +47,9 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
 
+#include "examples/server_support.h"
 #include "gflags/gflags.h"
 #include "runtime/deadline.h"
 #include "runtime/fiber.h"
@@ -221,10 +219,6 @@ void AppendReply(const Request& request, std::string& out) {
 
 // ---- Connections --------------------------------------------------------------
 
-bool PeerWentAway(std::error_code error) {
-  return error == std::errc::connection_reset || error == std::errc::broken_pipe;
-}
-
 // Closes as RFC 9112 (9.6) advises: stop sending, then read and drop what the
 // client still sends for a moment. Closing with unread bytes in the socket
 // makes the kernel answer with a reset, which can destroy the reply in flight.
@@ -250,7 +244,7 @@ void ServeHttp(weft::io::TcpStream& stream) {
   for (;;) {
     const auto [n, read_error] = stream.Read(buffer, sizeof(buffer));
     if (read_error) {
-      if (!PeerWentAway(read_error)) {
+      if (!examples::PeerWentAway(read_error)) {
         std::fprintf(stderr, "%s: read: %s\n", kProgram, read_error.message().c_str());
       }
       return;
@@ -317,7 +311,7 @@ void ServeHttp(weft::io::TcpStream& stream) {
     if (!replies.empty()) {
       const auto [written, write_error] = stream.WriteAll(replies);
       if (write_error) {
-        if (!PeerWentAway(write_error)) {
+        if (!examples::PeerWentAway(write_error)) {
           std::fprintf(stderr, "%s: write after %zu bytes: %s\n", kProgram, written,
                        write_error.message().c_str());
         }
@@ -333,68 +327,6 @@ void ServeHttp(weft::io::TcpStream& stream) {
 }
 
 // ---- The server -------------------------------------------------------------
-
-// Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
-                    std::int32_t hi) {
-  if (value >= lo && value <= hi) return;
-  std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
-               value, lo, hi);
-  std::exit(2);
-}
-
-// SIGINT and SIGTERM blocked here and in every thread started later (weft's),
-// so that they stay pending until WaitForSignal takes one.
-sigset_t BlockTerminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
-int WaitForSignal(const sigset_t& signals) {
-  int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
-  }
-  return signal;
-}
-
-void RaiseOpenFileLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
-
-// The connections being served, so that shutdown can end them with
-// shutdown(2) while their fibers keep owning (and closing) the streams. See
-// weft_echo_server for the reasoning. Thread-safe.
-class ConnectionRegistry {
- public:
-  bool Add(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    if (shut_down_) return false;
-    fds_.insert(fd);
-    return true;
-  }
-  void Remove(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    fds_.erase(fd);
-  }
-  void ShutdownAll() {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    shut_down_ = true;
-    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
-  }
-
- private:
-  weft::FiberMutex mutex_;
-  bool shut_down_ = false;
-  std::unordered_set<int> fds_;
-};
 
 class HttpServer {
  public:
@@ -446,7 +378,7 @@ class HttpServer {
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
   std::atomic<bool> stopping_{false};
-  ConnectionRegistry registry_;
+  examples::ConnectionRegistry registry_;
 };
 
 }  // namespace
@@ -459,8 +391,8 @@ int main(int argc, char** argv) {
                  kProgram, argv[1]);
     return 2;
   }
-  CheckFlagRange("port", FLAGS_port, 0, 65535);
-  CheckFlagRange("workers", FLAGS_workers, 1, 1024);
+  examples::CheckFlagRange(kProgram, "port", FLAGS_port, 0, 65535);
+  examples::CheckFlagRange(kProgram, "workers", FLAGS_workers, 1, 1024);
   weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
   options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
   try {
@@ -470,8 +402,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const sigset_t signals = BlockTerminationSignals();  // before any thread starts
-  RaiseOpenFileLimit();
+  const sigset_t signals = examples::BlockTerminationSignals();  // before any thread starts
+  examples::RaiseOpenFileLimit(kProgram);
 
   HttpServer server;  // outlives the runtime, whose destructor waits for its fibers
   weft::Runtime runtime(options);
@@ -485,7 +417,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   server.Start();
 
-  const int signal = WaitForSignal(signals);
+  const int signal = examples::WaitForSignal(signals);
   std::fprintf(stderr, "%s: %s, shutting down\n", kProgram, strsignal(signal));
   server.Stop();
   return 0;

@@ -30,6 +30,7 @@
 
 #include "examples/rpc/channel.h"
 #include "examples/rpc/frame.h"
+#include "examples/server_support.h"
 #include "gflags/gflags.h"
 #include "runtime/future/async.h"
 #include "runtime/future/blocking_get.h"
@@ -173,14 +174,6 @@ bool CheckDeadline(rpc::Channel& channel) {
   return dropped;
 }
 
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
-                    std::int32_t hi) {
-  if (value >= lo && value <= hi) return;
-  std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
-               value, lo, hi);
-  std::exit(2);
-}
-
 int RunDemo() {
   rpc::Channel channel;
   if (const std::error_code error = channel.Connect(
@@ -225,12 +218,12 @@ int main(int argc, char** argv) {
                  kProgram);
     return 2;
   }
-  CheckFlagRange("port", FLAGS_port, 1, 65535);
-  CheckFlagRange("workers", FLAGS_workers, 1, 1024);
-  CheckFlagRange("calls", FLAGS_calls, 1, 10000);
-  CheckFlagRange("sleep_ms", FLAGS_sleep_ms, 0,
+  examples::CheckFlagRange(kProgram, "port", FLAGS_port, 1, 65535);
+  examples::CheckFlagRange(kProgram, "workers", FLAGS_workers, 1, 1024);
+  examples::CheckFlagRange(kProgram, "calls", FLAGS_calls, 1, 10000);
+  examples::CheckFlagRange(kProgram, "sleep_ms", FLAGS_sleep_ms, 0,
                  static_cast<std::int32_t>(rpc::kMaxSleepMs));
-  CheckFlagRange("deadline_ms", FLAGS_deadline_ms, 1, 60000);
+  examples::CheckFlagRange(kProgram, "deadline_ms", FLAGS_deadline_ms, 1, 60000);
   weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
   options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
   try {

@@ -25,9 +25,7 @@
 // The first stdout line is "listening 127.0.0.1:<port>" (the front server);
 // logs go to stderr; SIGTERM or SIGINT: orderly shutdown, exit 0; a flag out
 // of range: exit 2.
-#include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -41,12 +39,12 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "examples/rpc/channel.h"
 #include "examples/rpc/frame.h"
+#include "examples/server_support.h"
 #include "gflags/gflags.h"
 #include "runtime/fiber.h"
 #include "runtime/future/blocking_get.h"
@@ -68,38 +66,6 @@ constexpr char kProgram[] = "weft_rpc_server";
 // How long "fanout" gives its backends: a stuck backend costs a request this
 // much at most.
 constexpr std::chrono::seconds kBackendTimeout{1};
-
-bool PeerWentAway(std::error_code error) {
-  return error == std::errc::connection_reset || error == std::errc::broken_pipe ||
-         error == weft::io::Error::kEndOfStream;
-}
-
-// The connections being served, so that shutdown can end them with
-// shutdown(2) while their owners keep closing the streams (see
-// weft_echo_server). Thread-safe.
-class ConnectionRegistry {
- public:
-  bool Add(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    if (shut_down_) return false;
-    fds_.insert(fd);
-    return true;
-  }
-  void Remove(int fd) {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    fds_.erase(fd);
-  }
-  void ShutdownAll() {
-    std::lock_guard<weft::FiberMutex> lock(mutex_);
-    shut_down_ = true;
-    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
-  }
-
- private:
-  weft::FiberMutex mutex_;
-  bool shut_down_ = false;
-  std::unordered_set<int> fds_;
-};
 
 class RpcServer {
  public:
@@ -130,7 +96,7 @@ class RpcServer {
   // Shared by the connection's reader fiber and its request fibers; the last
   // of them to finish closes the socket.
   struct Connection {
-    Connection(weft::io::TcpStream s, ConnectionRegistry& r)
+    Connection(weft::io::TcpStream s, examples::ConnectionRegistry& r)
         : stream(std::move(s)), registry(r) {}
     // Unregisters before ~TcpStream closes the socket: the registry never
     // shuts down a descriptor number that may have been reused.
@@ -138,7 +104,7 @@ class RpcServer {
 
     weft::io::TcpStream stream;
     weft::FiberMutex write_mutex;  // one reply frame at a time
-    ConnectionRegistry& registry;
+    examples::ConnectionRegistry& registry;
   };
 
   void AcceptLoop() {
@@ -184,7 +150,7 @@ class RpcServer {
         return;
       }
       if (error) {
-        if (!PeerWentAway(error)) {
+        if (!examples::PeerWentAway(error)) {
           std::fprintf(stderr, "%s: %s: read: %s\n", kProgram, name_.c_str(),
                        error.message().c_str());
         }
@@ -262,7 +228,7 @@ class RpcServer {
   void SendReply(Connection& connection, const rpc::Frame& reply) {
     std::lock_guard<weft::FiberMutex> lock(connection.write_mutex);
     if (const std::error_code error = rpc::WriteFrame(connection.stream, reply)) {
-      if (!PeerWentAway(error)) {
+      if (!examples::PeerWentAway(error)) {
         std::fprintf(stderr, "%s: %s: write: %s\n", kProgram, name_.c_str(),
                      error.message().c_str());
       }
@@ -276,43 +242,8 @@ class RpcServer {
   weft::io::TcpListener listener_;
   weft::Fiber acceptor_;
   std::atomic<bool> stopping_{false};
-  ConnectionRegistry registry_;
+  examples::ConnectionRegistry registry_;
 };
-
-// Exits 2, naming the flag and the accepted range, unless lo <= value <= hi.
-void CheckFlagRange(const char* flag, std::int32_t value, std::int32_t lo,
-                    std::int32_t hi) {
-  if (value >= lo && value <= hi) return;
-  std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", kProgram, flag,
-               value, lo, hi);
-  std::exit(2);
-}
-
-// SIGINT and SIGTERM blocked here and in every thread started later (weft's),
-// so that they stay pending until WaitForSignal takes one.
-sigset_t BlockTerminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
-int WaitForSignal(const sigset_t& signals) {
-  int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
-  }
-  return signal;
-}
-
-void RaiseOpenFileLimit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
 
 }  // namespace
 
@@ -324,8 +255,8 @@ int main(int argc, char** argv) {
                  kProgram, argv[1]);
     return 2;
   }
-  CheckFlagRange("port", FLAGS_port, 0, 65535);
-  CheckFlagRange("workers", FLAGS_workers, 1, 1024);
+  examples::CheckFlagRange(kProgram, "port", FLAGS_port, 0, 65535);
+  examples::CheckFlagRange(kProgram, "workers", FLAGS_workers, 1, 1024);
   weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
   options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
   try {
@@ -335,8 +266,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  const sigset_t signals = BlockTerminationSignals();  // before any thread starts
-  RaiseOpenFileLimit();
+  const sigset_t signals = examples::BlockTerminationSignals();  // before any thread starts
+  examples::RaiseOpenFileLimit(kProgram);
 
   // Everything the fibers use is declared before the runtime, so that it
   // outlives them: ~Runtime waits for every fiber first.
@@ -376,7 +307,7 @@ int main(int argc, char** argv) {
   std::printf("listening 127.0.0.1:%u\n", static_cast<unsigned>(front.port()));
   std::fflush(stdout);
 
-  const int signal = WaitForSignal(signals);
+  const int signal = examples::WaitForSignal(signals);
   std::fprintf(stderr, "%s: %s, shutting down\n", kProgram, strsignal(signal));
   // Outside in: no new requests, then no backend calls, then the backends.
   front.Stop();
