@@ -11,6 +11,13 @@
 //                  it includes waiting for a worker, in µs.
 // Each is the median over the timed runs, after one untimed run.
 //
+// W9-cold-throughput and W9-cold-p99 are the same figures from the first run in
+// a fresh process (AddChildMeasurement: the showcase runs itself with
+// --child=W9-cold-throughput/<runtime>), what a freshly started server's first
+// burst of requests meets: the child starts the runtime (or, for threads,
+// nothing) and reports its one run. The Go peer does the same in a fresh child
+// of its own (weft_go_peer -child=W9-cold).
+//
 // The sleeps are drawn before the clock starts, as the Go peer draws them (see
 // benchmark/peers/go/latency.go): request i reseeds one std::mt19937_64 with
 // kSeedBase + i and draws its sleeps from std::exponential_distribution, so every
@@ -72,6 +79,10 @@ Workload FanOutWorkload(std::string id, std::string unit, bool higher_is_better)
 const Workload kFanOutThroughput =
     FanOutWorkload("W9-throughput", "req/s", /*higher_is_better=*/true);
 const Workload kFanOutP99 = FanOutWorkload("W9-p99", "us", /*higher_is_better=*/false);
+const Workload kColdFanOutThroughput =
+    FanOutWorkload("W9-cold-throughput", "req/s", /*higher_is_better=*/true);
+const Workload kColdFanOutP99 =
+    FanOutWorkload("W9-cold-p99", "us", /*higher_is_better=*/false);
 
 using Clock = std::chrono::steady_clock;
 using Nanoseconds = std::chrono::nanoseconds;
@@ -298,6 +309,54 @@ void FanOutOnBoostFiberWorkStealing(::benchmark::State& state, int requests) {
   });
 }
 
+// The child's side of the cold rows: one run of `fan_out` (returning a
+// FanOutRun), its throughput and p99.
+template <class FanOut>
+std::vector<double> MeasureColdFanOut(int requests, FanOut&& fan_out) {
+  const FanOutRun run = fan_out();
+  if (!run.error.empty()) ChildFails(run.error);
+  if (run.started < requests) {
+    std::fprintf(stderr, "showcase: W9-cold: only %d of %d requests could be started\n",
+                 run.started, requests);
+  }
+  return {run.throughput, run.p99_us};
+}
+
+std::vector<double> ColdFanOutOnWeft(int requests) {
+  const std::vector<Nanoseconds> sleeps = DrawSleeps(requests);
+  RuntimeOptions options = RuntimeOptions::FromFlags();
+  options.concurrency_hint = CpuCount();
+  Runtime runtime(options);
+  return MeasureColdFanOut(requests,
+                           [&sleeps] { return RunFanOut<WeftRequests>(sleeps); });
+}
+
+std::vector<double> ColdFanOutOnThreads(int requests) {
+  const std::vector<Nanoseconds> sleeps = DrawSleeps(requests);
+  return MeasureColdFanOut(requests,
+                           [&sleeps] { return RunFanOut<ThreadRequests>(sleeps); });
+}
+
+std::vector<double> ColdFanOutOnBoostFiberWorkStealing(int requests) {
+  const std::vector<Nanoseconds> sleeps = DrawSleeps(requests);
+  BoostWorkStealingPool& pool = BoostWorkStealingPool::Get();
+  std::vector<double> figures = MeasureColdFanOut(requests, [&pool, &sleeps] {
+    FanOutRun run;
+    pool.Run([&run, &sleeps] { run = RunFanOut<BoostFiberRequests>(sleeps); });
+    return run;
+  });
+  BoostWorkStealingPool::ShutDown();
+  return figures;
+}
+
+void AddColdFanOut(const Scale& scale, Contender contender,
+                   std::vector<double> (*measure)(int)) {
+  const int requests = Requests(scale);
+  AddChildMeasurement(
+      kColdFanOutThroughput, contender, scale,
+      [measure, requests] { return measure(requests); }, {&kColdFanOutP99});
+}
+
 void AddFanOut(const Scale& scale, Contender contender,
                void (*measure)(::benchmark::State&, int)) {
   const int requests = Requests(scale);
@@ -316,6 +375,13 @@ void AddFanOutMeasurements(const Scale& scale) {
   const std::string flags = "-w9_requests=" + std::to_string(Requests(scale));
   AddGoMeasurement(kFanOutThroughput, "W9", "W9-throughput", flags);
   AddGoMeasurement(kFanOutP99, "W9", "W9-p99", flags);
+
+  AddColdFanOut(scale, Contender::kWeft, &ColdFanOutOnWeft);
+  AddColdFanOut(scale, Contender::kThreads, &ColdFanOutOnThreads);
+  AddColdFanOut(scale, Contender::kBoostFiberWorkStealing,
+                &ColdFanOutOnBoostFiberWorkStealing);
+  AddGoMeasurement(kColdFanOutThroughput, "W9-cold", "W9-cold-throughput", flags);
+  AddGoMeasurement(kColdFanOutP99, "W9-cold", "W9-cold-p99", flags);
 }
 
 }  // namespace weft::showcase

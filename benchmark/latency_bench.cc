@@ -6,6 +6,12 @@
 // for waking a sleeping worker. The figures are the nearest-rank p50 and p99 of
 // the samples; a few untimed samples first fault in stacks and pools.
 //
+// W6-100us-p50 and W6-100us-p99 are the same measurement with samples 100 µs
+// apart (the sleep between them asks for 100 µs; with the kernel's timer slack
+// it lasts a little longer): a worker that ran the previous sample is on its way
+// into sleep, or just asleep, as on a server between bursts. Every contender,
+// the Go peer too (its workload W6-100us), is measured both ways.
+//
 // The peers do what their users do to hand work to an idle runtime:
 // - std::thread: a thread blocked on a std::condition_variable is notified; the
 //   sample runs from just before the notifier takes the mutex to set the
@@ -60,14 +66,35 @@ const Workload kWakeP99{"W6-p99",
                         /*is_floor=*/false,
                         "us"};
 
+const Workload kWakeP50Short{"W6-100us-p50",
+                             "wake-up",
+                             {{Target::Kind::kFasterThanPeer, 1.0, Contender::kThreads}},
+                             /*is_floor=*/false,
+                             "us"};
+const Workload kWakeP99Short{"W6-100us-p99",
+                             "wake-up",
+                             {{Target::Kind::kFasterThanPeer, 0.5, Contender::kThreads}},
+                             /*is_floor=*/false,
+                             "us"};
+
+// One of W6's two variants: its rows and the gap between samples.
+struct WakeUpVariant {
+  const Workload* p50;
+  const Workload* p99;
+  Clock::duration gap;
+};
+// Between samples: every worker's spin (tens of µs) is long over.
+const WakeUpVariant kLongGap{&kWakeP50, &kWakeP99, std::chrono::milliseconds(1)};
+// Between samples: a worker may still be spinning, or just going to sleep.
+const WakeUpVariant kShortGap{&kWakeP50Short, &kWakeP99Short,
+                              std::chrono::microseconds(100)};
+
 std::int64_t Samples(const Scale& scale) {
   if (scale.smoke) return 50;
   return scale.quick ? 1'000 : 10'000;
 }
 // Untimed samples before the measured ones.
 constexpr std::int64_t kWarmUpSamples = 100;
-// Between samples: every worker's spin (tens of µs) is long over.
-constexpr auto kIdleGap = std::chrono::milliseconds(1);
 
 double Microseconds(Clock::duration d) {
   return std::chrono::duration<double, std::micro>(d).count();
@@ -100,32 +127,35 @@ class WakeStamp {
 };
 
 // Runs `sample` (which returns one latency in µs, or a negative value after
-// calling state.SkipWithError) after each idle gap, and reports the percentiles.
+// calling state.SkipWithError) after each of the variant's gaps, and reports
+// the percentiles.
 template <class Sample>
-void MeasureWakeUps(::benchmark::State& state, std::int64_t samples, Sample&& sample) {
+void MeasureWakeUps(::benchmark::State& state, std::int64_t samples,
+                    const WakeUpVariant& variant, Sample&& sample) {
   for (std::int64_t i = 0; i < kWarmUpSamples; ++i) {
-    std::this_thread::sleep_for(kIdleGap);
+    std::this_thread::sleep_for(variant.gap);
     if (sample() < 0) return;
   }
   std::vector<double> latencies(samples);
   for (auto _ : state) {
     for (double& latency : latencies) {
-      std::this_thread::sleep_for(kIdleGap);
+      std::this_thread::sleep_for(variant.gap);
       latency = sample();
       if (latency < 0) return;
     }
   }
   std::sort(latencies.begin(), latencies.end());
   ReportValue(state, Percentile(latencies, 50));
-  ReportValue(state, kWakeP99, Percentile(latencies, 99));
+  ReportValue(state, *variant.p99, Percentile(latencies, 99));
 }
 
-void WakeUpOnWeft(::benchmark::State& state, std::int64_t samples) {
+void WakeUpOnWeft(::benchmark::State& state, std::int64_t samples,
+                  const WakeUpVariant& variant) {
   WakeStamp stamp;
   RuntimeOptions options = RuntimeOptions::FromFlags();
   options.concurrency_hint = CpuCount();
   Runtime runtime(options);
-  MeasureWakeUps(state, samples, [&state, &stamp] {
+  MeasureWakeUps(state, samples, variant, [&state, &stamp] {
     const Clock::time_point start = Clock::now();
     if (!StartFiberDetached([&stamp] { stamp.Record(Clock::now()); })) {
       state.SkipWithError("StartFiberDetached() failed");
@@ -183,11 +213,11 @@ class ParkedWaiter {
 // `run_waiter` runs the waiter's loop on a new thread, directly or in a fiber.
 template <class Waiter, class RunWaiter>
 void WakeUpParkedWaiter(::benchmark::State& state, std::int64_t samples,
-                        RunWaiter&& run_waiter) {
+                        const WakeUpVariant& variant, RunWaiter&& run_waiter) {
   Waiter waiter;
   WakeStamp stamp;
   std::thread thread([&] { run_waiter(waiter, stamp); });
-  MeasureWakeUps(state, samples, [&waiter, &stamp] {
+  MeasureWakeUps(state, samples, variant, [&waiter, &stamp] {
     const Clock::time_point start = waiter.Wake();
     return Microseconds(stamp.Await() - start);
   });
@@ -195,37 +225,46 @@ void WakeUpParkedWaiter(::benchmark::State& state, std::int64_t samples,
   thread.join();
 }
 
-void WakeUpOnThreads(::benchmark::State& state, std::int64_t samples) {
+void WakeUpOnThreads(::benchmark::State& state, std::int64_t samples,
+                     const WakeUpVariant& variant) {
   using Waiter = ParkedWaiter<std::mutex, std::condition_variable>;
-  WakeUpParkedWaiter<Waiter>(
-      state, samples, [](Waiter& waiter, WakeStamp& stamp) { waiter.Run(&stamp); });
+  WakeUpParkedWaiter<Waiter>(state, samples, variant, [](Waiter& waiter, WakeStamp& stamp) {
+    waiter.Run(&stamp);
+  });
 }
 
-void WakeUpOnBoostFiber(::benchmark::State& state, std::int64_t samples) {
+void WakeUpOnBoostFiber(::benchmark::State& state, std::int64_t samples,
+                        const WakeUpVariant& variant) {
   using Waiter = ParkedWaiter<boost::fibers::mutex, boost::fibers::condition_variable>;
-  WakeUpParkedWaiter<Waiter>(state, samples, [](Waiter& waiter, WakeStamp& stamp) {
+  WakeUpParkedWaiter<Waiter>(state, samples, variant, [](Waiter& waiter, WakeStamp& stamp) {
     boost::fibers::fiber([&waiter, &stamp] { waiter.Run(&stamp); }).join();
   });
 }
 
-void AddWakeUp(Contender contender, std::int64_t samples,
-               void (*measure)(::benchmark::State&, std::int64_t)) {
+void AddWakeUp(Contender contender, std::int64_t samples, const WakeUpVariant& variant,
+               void (*measure)(::benchmark::State&, std::int64_t, const WakeUpVariant&)) {
   AddMeasurement(
-      kWakeP50, contender, 1,
-      [samples, measure](::benchmark::State& state) { measure(state, samples); },
-      /*min_time=*/0, {&kWakeP99});
+      *variant.p50, contender, 1,
+      [samples, &variant, measure](::benchmark::State& state) {
+        measure(state, samples, variant);
+      },
+      /*min_time=*/0, {variant.p99});
 }
 
 }  // namespace
 
 void AddLatencyMeasurements(const Scale& scale) {
   const std::int64_t samples = Samples(scale);
-  AddWakeUp(Contender::kWeft, samples, WakeUpOnWeft);
-  AddWakeUp(Contender::kThreads, samples, WakeUpOnThreads);
-  AddWakeUp(Contender::kBoostFiber, samples, WakeUpOnBoostFiber);
   const std::string go_flags = "-w6_samples=" + std::to_string(samples);
+  for (const WakeUpVariant* variant : {&kLongGap, &kShortGap}) {
+    AddWakeUp(Contender::kWeft, samples, *variant, WakeUpOnWeft);
+    AddWakeUp(Contender::kThreads, samples, *variant, WakeUpOnThreads);
+    AddWakeUp(Contender::kBoostFiber, samples, *variant, WakeUpOnBoostFiber);
+  }
   AddGoMeasurement(kWakeP50, "W6", "W6-p50", go_flags);
   AddGoMeasurement(kWakeP99, "W6", "W6-p99", go_flags);
+  AddGoMeasurement(kWakeP50Short, "W6-100us", "W6-100us-p50", go_flags);
+  AddGoMeasurement(kWakeP99Short, "W6-100us", "W6-100us-p99", go_flags);
 }
 
 }  // namespace weft::showcase

@@ -100,14 +100,6 @@ RuntimeOptions OneWorkerPerCpu() {
   return options;
 }
 
-// Ends the child process with a message; RunInChildProcess reports the exit
-// status. _Exit: threads and fibers may still be blocked.
-[[noreturn]] void ChildFails(const std::string& what) {
-  std::fprintf(stderr, "weft_showcase child: %s\n", what.c_str());
-  std::fflush(stderr);
-  std::_Exit(1);
-}
-
 // Ends the child process with `figure`, printed as RunChild() prints a body's
 // result, without unwinding what the body left running.
 [[noreturn]] void ChildEndsWith(double figure) {
@@ -325,23 +317,6 @@ double ParkedMemoryOfThreads(std::int64_t threads) {
         while (parked < fibers) boost::this_fiber::yield();
       },
       [] {}));
-}
-
-// Registers `body` to run in a child process and the measurement that runs it.
-void AddChildMeasurement(const Workload& workload, Contender contender,
-                         const Scale& scale, std::function<double()> body) {
-  const std::string name = workload.id + "/" + ContenderName(contender);
-  AddChildBody(name, std::move(body));
-  AddMeasurement(workload, contender, 1, [name, scale](::benchmark::State& state) {
-    for (auto _ : state) {
-      const ChildResult result = RunInChildProcess(name, scale);
-      if (!result.ok) {
-        state.SkipWithError(result.error.c_str());
-        break;
-      }
-      ReportValue(state, result.value);
-    }
-  });
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "benchmark/showcase.h"
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,8 +26,10 @@ std::vector<GoMeasurement>& MutableGoMeasurements() {
   return *measurements;
 }
 
-std::map<std::string, std::function<double()>>& ChildBodies() {
-  static auto* bodies = new std::map<std::string, std::function<double()>>;
+using ChildBody = std::function<std::vector<double>()>;
+
+std::map<std::string, ChildBody>& ChildBodies() {
+  static auto* bodies = new std::map<std::string, ChildBody>;
   return *bodies;
 }
 
@@ -104,10 +107,16 @@ void SetGoPeerProgram(std::string path) { MutableGoPeerProgram() = std::move(pat
 const std::string& GoPeerProgram() { return MutableGoPeerProgram(); }
 
 void AddChildBody(std::string name, std::function<double()> body) {
+  AddChildBody(std::move(name), [body = std::move(body)] {
+    return std::vector<double>{body()};
+  });
+}
+
+void AddChildBody(std::string name, std::function<std::vector<double>()> body) {
   ChildBodies()[std::move(name)] = std::move(body);
 }
 
-const std::function<double()>* FindChildBody(const std::string& name) {
+const std::function<std::vector<double>()>* FindChildBody(const std::string& name) {
   const auto found = ChildBodies().find(name);
   return found == ChildBodies().end() ? nullptr : &found->second;
 }
@@ -134,18 +143,75 @@ ChildResult RunInChildProcess(const std::string& name, const Scale& scale) {
   for (const std::string& flag : ChildProcessFlags()) command += " '" + flag + "'";
   std::FILE* child = popen(command.c_str(), "r");
   if (child == nullptr) return {false, 0, "popen(" + command + ") failed"};
-  std::string last;
+  ChildResult result;
   char line[512];
-  while (std::fgets(line, sizeof(line), child) != nullptr) last = line;
+  while (std::fgets(line, sizeof(line), child) != nullptr) {
+    char* end = nullptr;
+    const double value = std::strtod(line, &end);
+    if (end != line) result.values.push_back(value);
+  }
   const int status = pclose(child);
   if (status != 0) {
-    return {false, 0,
-            command + " exited with status " + std::to_string(WEXITSTATUS(status))};
+    result.error = command + " exited with status " + std::to_string(WEXITSTATUS(status));
+    return result;
   }
-  char* end = nullptr;
-  const double value = std::strtod(last.c_str(), &end);
-  if (end == last.c_str()) return {false, 0, command + " printed no figure"};
-  return {true, value, ""};
+  if (result.values.empty()) {
+    result.error = command + " printed no figure";
+    return result;
+  }
+  result.ok = true;
+  result.value = result.values.front();
+  return result;
+}
+
+void AddChildMeasurement(const Workload& workload, Contender contender,
+                         const Scale& scale, std::function<double()> body) {
+  AddChildMeasurement(
+      workload, contender, scale,
+      [body = std::move(body)] { return std::vector<double>{body()}; }, {});
+}
+
+void AddChildMeasurement(const Workload& workload, Contender contender,
+                         const Scale& scale, std::function<std::vector<double>()> body,
+                         std::vector<const Workload*> also_reports) {
+  const std::string name = workload.id + "/" + ContenderName(contender);
+  AddChildBody(name, std::move(body));
+  AddMeasurement(
+      workload, contender, 1,
+      [name, scale, also_reports](::benchmark::State& state) {
+        for (auto _ : state) {
+          const ChildResult result = RunInChildProcess(name, scale);
+          if (result.ok && result.values.size() < 1 + also_reports.size()) {
+            state.SkipWithError((name + ": the child printed " +
+                                 std::to_string(result.values.size()) + " figures, not " +
+                                 std::to_string(1 + also_reports.size()))
+                                    .c_str());
+            break;
+          }
+          if (!result.ok) {
+            state.SkipWithError(result.error.c_str());
+            break;
+          }
+          ReportValue(state, result.values[0]);
+          for (std::size_t i = 0; i < also_reports.size(); ++i) {
+            ReportValue(state, *also_reports[i], result.values[i + 1]);
+          }
+        }
+      },
+      /*min_time=*/0, also_reports);
+  MutableMeasurements().back().in_child_process = true;
+}
+
+void ChildFails(const std::string& what) {
+  std::fprintf(stderr, "weft_showcase child: %s\n", what.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+double PeakResidentMiB() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024;  // ru_maxrss is in KiB
 }
 
 unsigned CpuCount() {

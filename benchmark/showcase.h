@@ -100,6 +100,9 @@ struct Measurement {
   // Workloads whose figures this measurement reports too (ReportValue with a
   // workload), e.g. W6's p99 from the run that measures its p50.
   std::vector<const Workload*> also_reports = {};
+  // The measurement runs its workload in a fresh child process
+  // (AddChildMeasurement), not in this one.
+  bool in_child_process = false;
 
   // "<workload>/<runtime>", e.g. "W1-2fibers/weft".
   std::string Name() const;
@@ -176,21 +179,44 @@ void AddContentionMeasurements(const Scale& scale);     // C1-C5
 void AddNetMeasurements(const Scale& scale);            // W10, W11, W12
 
 // Measurements that must run alone in a fresh process of this program (an idle
-// runtime's CPU use, resident memory) register their body with AddChildBody and
-// call RunInChildProcess(name) from their measurement: it runs
-// `<this program> --child=<name> [--quick]`, whose main runs only that body
-// and prints the figure it returns, and hands that figure back.
+// runtime's CPU use, resident memory, the first run of a workload in a process:
+// the "cold" rows) register their body with AddChildBody and call
+// RunInChildProcess(name) from their measurement: it runs
+// `<this program> --child=<name> [--quick | --smoke]`, whose main runs only that
+// body and prints the figures it returns, one per line, and hands them back.
 void AddChildBody(std::string name, std::function<double()> body);
+void AddChildBody(std::string name, std::function<std::vector<double>()> body);
 struct ChildResult {
   bool ok = false;
-  double value = 0;
-  std::string error;  // what went wrong when !ok
+  double value = 0;            // the first figure
+  std::string error;           // what went wrong when !ok
+  std::vector<double> values = {};  // every figure, in the order the body returned them
 };
 ChildResult RunInChildProcess(const std::string& name, const Scale& scale);
 // The --weft_* runtime flags the children get too (showcase_main.cc sets them).
 void SetChildProcessFlags(std::vector<std::string> flags);
 // The body registered as `name`, or nullptr.
-const std::function<double()>* FindChildBody(const std::string& name);
+const std::function<std::vector<double>()>* FindChildBody(const std::string& name);
+
+// Registers `body` as the child body "<workload>/<runtime>" and a measurement of
+// `workload` on `contender` that runs it once in a fresh process: the body's
+// first figure is `workload`'s, the next ones are those of `also_reports`, in
+// order. A child that fails (exits with a non-zero status, prints too few
+// figures) makes the measurement an error.
+void AddChildMeasurement(const Workload& workload, Contender contender,
+                         const Scale& scale, std::function<double()> body);
+void AddChildMeasurement(const Workload& workload, Contender contender,
+                         const Scale& scale, std::function<std::vector<double>()> body,
+                         std::vector<const Workload*> also_reports);
+
+// Ends a child process with a message on standard error and exit status 1,
+// which RunInChildProcess reports. _Exit: threads and fibers may still run.
+[[noreturn]] void ChildFails(const std::string& what);
+
+// The peak resident memory of this process so far (getrusage's ru_maxrss, the
+// kernel's VmHWM), in MiB: the peak RSS figure of the cold rows, read by the
+// child at its end.
+double PeakResidentMiB();
 
 // The Go peer's program (--go_peer), "" when none was given. The network
 // workloads run it as a server (weft_go_peer -serve=...) themselves.

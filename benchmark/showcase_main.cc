@@ -129,17 +129,24 @@ class CollectingReporter : public ::benchmark::BenchmarkReporter {
 };
 
 // Boost.Fiber's work_stealing threads stay alive, spinning, once started (see
-// boost_work_stealing_pool.h), so the measurements that start them run last
-// (--benchmark_enable_random_interleaving gives that up).
+// boost_work_stealing_pool.h), so the measurements that start them in this
+// process run last (--benchmark_enable_random_interleaving gives that up), and
+// those that start them in a child process of their own run just before, while
+// no pool spins here.
 // Every measurement is timed on the wall clock: most of them do their work on
 // threads other than the one that times them. Each prints a progress line on
 // standard error as it starts.
 void RegisterMeasurements() {
   std::vector<const Measurement*> ordered;
   for (const Measurement& m : Measurements()) ordered.push_back(&m);
+  const auto starts_pool_here = [](const Measurement* m) {
+    return m->contender == Contender::kBoostFiberWorkStealing && !m->in_child_process;
+  };
   std::stable_partition(ordered.begin(), ordered.end(), [](const Measurement* m) {
     return m->contender != Contender::kBoostFiberWorkStealing;
   });
+  std::stable_partition(ordered.begin(), ordered.end(),
+                        [&](const Measurement* m) { return !starts_pool_here(m); });
   const std::size_t total = ordered.size();
   for (std::size_t i = 0; i < total; ++i) {
     const Measurement* m = ordered[i];
@@ -222,13 +229,13 @@ void RunGoPeer(const std::string& program, std::map<std::string, Result>* result
 }
 
 int RunChild(const std::string& name) {
-  const std::function<double()>* body = FindChildBody(name);
+  const std::function<std::vector<double>()>* body = FindChildBody(name);
   if (body == nullptr) {
     std::fprintf(stderr, "weft_showcase: --child=%s names no child measurement\n",
                  name.c_str());
     return 2;
   }
-  std::printf("%.17g\n", (*body)());
+  for (double figure : (*body)()) std::printf("%.17g\n", figure);
   return 0;
 }
 

@@ -16,6 +16,15 @@
 // untimed tree that maps and faults in the stacks a long-running process would
 // already have.
 //
+// W3-cold is the same tree built once in a fresh process (AddChildMeasurement:
+// the showcase runs itself with --child=W3-cold/<runtime>), what a freshly
+// started server's first burst of fibers meets: no stack pooled or faulted in,
+// no pool grown. The child starts the runtime, times the first tree as above,
+// and reports, beside its wall time (W3-cold, ms), its own peak resident memory
+// at the end (W3-cold-rss, getrusage's ru_maxrss, in MiB; it includes the
+// program's own few MiB). The Go peer does the same in a fresh child of its own
+// (weft_go_peer -child=W3-cold).
+//
 // Contenders: weft on one worker per CPU and Boost.Fiber work_stealing on as many
 // threads. Boost.Fiber's round_robin on one thread is left out: it took 4.7 s
 // per tree of 100,000 leaves here, even after an untimed tree, so a tree of 1M
@@ -45,6 +54,19 @@ const Workload kSkynet{
      {Target::Kind::kFasterThanPeer, 2.0, Contender::kBoostFiberWorkStealing}},
     /*is_floor=*/false,
     /*unit=*/"ms"};
+
+const Workload kSkynetCold{
+    "W3-cold",
+    "tree",
+    {{Target::Kind::kFasterThanPeer, 2.0, Contender::kGo},
+     {Target::Kind::kFasterThanPeer, 2.0, Contender::kBoostFiberWorkStealing}},
+    /*is_floor=*/false,
+    /*unit=*/"ms"};
+const Workload kSkynetColdRss{"W3-cold-rss",
+                              "tree",
+                              {{Target::Kind::kAtMost, 64}},
+                              /*is_floor=*/false,
+                              /*unit=*/"MiB"};
 
 constexpr int kFanOut = 10;
 
@@ -82,6 +104,11 @@ SkynetSizes BoostWorkStealingSizes(const Scale& scale) {
 std::int64_t GoLeaves(const Scale& scale) {
   return scale.smoke ? 1'000 : WeftSizes(scale).leaves;
 }
+
+// The cold tree is as large as Go's, for every runtime: 1M leaves (100k with
+// --quick). --smoke keeps it tiny, since the warm row already builds weft's 1M
+// tree.
+std::int64_t ColdLeaves(const Scale& scale) { return GoLeaves(scale); }
 
 std::int64_t ExpectedSum(std::int64_t leaves) { return leaves * (leaves - 1) / 2; }
 
@@ -170,6 +197,41 @@ void SkynetOnBoostFiberWorkStealing(::benchmark::State& state, const SkynetSizes
   });
 }
 
+// The child's side of W3-cold: times `tree` (returning its sum) once, checks
+// the sum, and returns the time in ms and the process's peak RSS in MiB.
+template <class Tree>
+std::vector<double> MeasureColdTree(std::int64_t leaves, Tree&& tree) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t sum = tree();
+  const double milliseconds = std::chrono::duration<double, std::milli>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
+  if (sum != ExpectedSum(leaves)) {
+    ChildFails("skynet over " + std::to_string(leaves) + " leaves summed to " +
+               std::to_string(sum) + "; the answer is " +
+               std::to_string(ExpectedSum(leaves)));
+  }
+  return {milliseconds, PeakResidentMiB()};
+}
+
+std::vector<double> ColdSkynetOnWeft(std::int64_t leaves) {
+  RuntimeOptions options = RuntimeOptions::FromFlags();
+  options.concurrency_hint = CpuCount();
+  Runtime runtime(options);
+  return MeasureColdTree(leaves, [leaves] { return SkynetTree<Fiber>(leaves); });
+}
+
+std::vector<double> ColdSkynetOnBoostFiberWorkStealing(std::int64_t leaves) {
+  BoostWorkStealingPool& pool = BoostWorkStealingPool::Get();
+  std::vector<double> figures = MeasureColdTree(leaves, [&pool, leaves] {
+    std::int64_t sum = 0;
+    pool.Run([&sum, leaves] { sum = SkynetTree<boost::fibers::fiber>(leaves); });
+    return sum;
+  });
+  BoostWorkStealingPool::ShutDown();
+  return figures;
+}
+
 }  // namespace
 
 void AddSkynetMeasurements(const Scale& scale) {
@@ -181,7 +243,18 @@ void AddSkynetMeasurements(const Scale& scale) {
                  [boost_ws](::benchmark::State& state) {
                    SkynetOnBoostFiberWorkStealing(state, boost_ws);
                  });
-  AddGoMeasurement(kSkynet, "W3", "W3", "-w3_leaves=" + std::to_string(GoLeaves(scale)));
+  const std::string go_leaves = "-w3_leaves=" + std::to_string(GoLeaves(scale));
+  AddGoMeasurement(kSkynet, "W3", "W3", go_leaves);
+
+  const std::int64_t cold = ColdLeaves(scale);
+  AddChildMeasurement(
+      kSkynetCold, Contender::kWeft, scale, [cold] { return ColdSkynetOnWeft(cold); },
+      {&kSkynetColdRss});
+  AddChildMeasurement(
+      kSkynetCold, Contender::kBoostFiberWorkStealing, scale,
+      [cold] { return ColdSkynetOnBoostFiberWorkStealing(cold); }, {&kSkynetColdRss});
+  AddGoMeasurement(kSkynetCold, "W3-cold", "W3-cold", go_leaves);
+  AddGoMeasurement(kSkynetColdRss, "W3-cold", "W3-cold-rss", go_leaves);
 }
 
 }  // namespace weft::showcase

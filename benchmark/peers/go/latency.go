@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,6 +14,10 @@ import (
 // w6IdleGap separates W6's samples: long enough for every P to find nothing to
 // do and its thread to go to sleep, so that each sample wakes an idle runtime.
 const w6IdleGap = time.Millisecond
+
+// w6ShortGap separates W6-100us's samples: a thread that ran the previous
+// sample may still be spinning, or just going to sleep.
+const w6ShortGap = 100 * time.Microsecond
 
 // wokenAt carries the time at which a W6 goroutine first ran. A package-level
 // channel and a top-level function keep a closure allocation out of the timed
@@ -25,13 +30,24 @@ func stampWakeUp() { wokenAt <- time.Now() }
 // sleeps, then starts a goroutine; a sample is the time from just before the go
 // statement to the new goroutine's first instruction, on the monotonic clock.
 func measureWakeUp(s sizes) ([]line, error) {
+	return measureWakeUpEvery(s, w6IdleGap, "W6")
+}
+
+// W6-100us: the same with samples w6ShortGap apart.
+func measureWakeUpShortGap(s sizes) ([]line, error) {
+	return measureWakeUpEvery(s, w6ShortGap, "W6-100us")
+}
+
+// measureWakeUpEvery takes W6's samples `gap` apart and names its figures
+// <id>-p50 and <id>-p99.
+func measureWakeUpEvery(s sizes, gap time.Duration, id string) ([]line, error) {
 	done := make(chan []float64)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		latencies := make([]float64, s.w6Samples)
 		for i := range latencies {
-			time.Sleep(w6IdleGap)
+			time.Sleep(gap)
 			start := time.Now()
 			go stampWakeUp()
 			latencies[i] = microseconds((<-wokenAt).Sub(start))
@@ -41,8 +57,8 @@ func measureWakeUp(s sizes) ([]line, error) {
 	latencies := <-done
 	sort.Float64s(latencies)
 	return []line{
-		{"W6-p50", percentile(latencies, 50), "us"},
-		{"W6-p99", percentile(latencies, 99), "us"},
+		{id + "-p50", percentile(latencies, 50), "us"},
+		{id + "-p99", percentile(latencies, 99), "us"},
 	}, nil
 }
 
@@ -109,4 +125,18 @@ func measureFanOut(s sizes) ([]line, error) {
 		{"W9-throughput", float64(s.w9Requests) / last.Sub(first).Seconds(), "req/s"},
 		{"W9-p99", percentile(latencies, 99), "us"},
 	}, nil
+}
+
+// W9-cold: W9's first run in a fresh process (an isolated workload: each
+// repetition runs in a child of its own, with no warm-up), its figures named
+// W9-cold-throughput and W9-cold-p99.
+func measureFanOutCold(s sizes) ([]line, error) {
+	figures, err := measureFanOut(s)
+	if err != nil {
+		return nil, err
+	}
+	for i := range figures {
+		figures[i].id = strings.Replace(figures[i].id, "W9-", "W9-cold-", 1)
+	}
+	return figures, nil
 }

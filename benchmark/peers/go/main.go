@@ -164,8 +164,9 @@ type workload struct {
 	// warmUp gives the sizes of the untimed first run; nil means the same sizes.
 	warmUp func(s sizes) sizes
 	// An isolated workload measures each repetition in a fresh child process, with
-	// no warm-up run in the parent: what it measures (idle CPU, resident memory)
-	// depends on what earlier workloads left behind in the process.
+	// no warm-up run in the parent: what it measures (idle CPU, resident memory,
+	// the first run in a process: W3-cold, W9-cold) depends on what earlier
+	// workloads left behind in the process.
 	isolated bool
 }
 
@@ -173,15 +174,21 @@ var workloads = []workload{
 	{id: "W2a", measure: measureSpawnJoin},
 	{id: "W2b", measure: measureSpawnBatch},
 	{id: "W3", measure: measureSkynet},
+	{id: "W3-cold", measure: measureSkynetCold, isolated: true},
 	{id: "W4", measure: measurePingPong},
 	{id: "W5", measure: measureContendedMutex},
 	{id: "W6", measure: measureWakeUp, warmUp: func(s sizes) sizes {
 		s.w6Samples = (s.w6Samples + 9) / 10
 		return s
 	}},
+	{id: "W6-100us", measure: measureWakeUpShortGap, warmUp: func(s sizes) sizes {
+		s.w6Samples = (s.w6Samples + 9) / 10
+		return s
+	}},
 	{id: "W7", measure: measureIdleCost, isolated: true},
 	{id: "W8", measure: measureParkedMemory, isolated: true},
 	{id: "W9", measure: measureFanOut},
+	{id: "W9-cold", measure: measureFanOutCold, isolated: true},
 	{id: "C1-N1", measure: measureSemaphore(1), warmUp: oneBatch},
 	{id: "C1-N3", measure: measureSemaphore(3), warmUp: oneBatch},
 	{id: "C1-N16", measure: measureSemaphore(16), warmUp: oneBatch},
@@ -254,7 +261,7 @@ func main() {
 		"shrink every size 10-20x (unless given explicitly) so that the run takes a few seconds")
 	repetitions := fs.Int("repetitions", 3, "measurements per workload; the median is printed")
 	child := fs.String("child", "",
-		"internal: measure the isolated workload `ID` (W7, W8) once and print full-precision lines")
+		"internal: measure the isolated workload `ID` (W3-cold, W7, W8, W9-cold) once and print full-precision lines")
 	serveKind := fs.String("serve", "",
 		"run as a server instead (W10-W12): `http` (net/http hello) or echo (a goroutine per connection)")
 	port := fs.Int("port", 0, "with -serve: the port on 127.0.0.1 to listen on; 0 lets the kernel pick")

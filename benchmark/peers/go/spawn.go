@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -96,4 +97,23 @@ func measureSkynet(s sizes) ([]line, error) {
 			s.w3Leaves, sum, want)
 	}
 	return []line{{"W3", milliseconds(elapsed), "ms"}}, nil
+}
+
+// W3-cold: the first skynet tree in a fresh process (an isolated workload: each
+// repetition runs in a child of its own, with no warm-up), and the process's
+// peak resident memory at its end (getrusage's ru_maxrss, in MiB), as the C++
+// side's child reports them.
+func measureSkynetCold(s sizes) ([]line, error) {
+	figures, err := measureSkynet(s)
+	if err != nil {
+		return nil, err
+	}
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		return nil, fmt.Errorf("getrusage: %w", err)
+	}
+	return []line{
+		{"W3-cold", figures[0].value, "ms"},
+		{"W3-cold-rss", float64(usage.Maxrss) / 1024, "MiB"},
+	}, nil
 }
