@@ -23,8 +23,8 @@
 //   one is the closest it can do.
 // - Go: a goroutine locked to its thread starts a goroutine (peers/go).
 // Boost.Fiber's work_stealing is left out: its threads spin instead of going
-// idle, so it has no sleeping worker to wake, and its pool, once started,
-// spins on every CPU while W7's work_stealing child (ordered after it) runs.
+// idle, so it has no sleeping worker to wake, and its pool, once started in
+// this process, spins on every CPU until the showcase ends.
 //
 // The woken side leaves its timestamp in a WakeStamp, which the starting thread
 // polls, yielding its CPU: handing the timestamp back is outside the measured

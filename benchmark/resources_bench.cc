@@ -13,10 +13,10 @@
 // is the process's CPU time (getrusage, user + system, all threads) per wall
 // second over 2 s in which nothing is asked of it. Peers: Boost.Fiber round_robin
 // on one thread whose only fiber waits on a condition variable, and
-// work_stealing on CpuCount() threads (whose schedulers spin when idle; when a
-// work_stealing pool already spins in the parent process, which other families'
-// measurements start, the child only gets part of the CPUs and its figure reads
-// low); Go sleeps with its scheduler warmed up.
+// work_stealing on CpuCount() threads (whose schedulers spin when idle; the
+// child runs before the parent starts a pool of its own, see showcase_main.cc,
+// so no spinning pool in the parent takes CPUs from it); Go sleeps with its
+// scheduler warmed up.
 //
 // W8: resident memory (/proc/self/statm) before, and after N fibers each blocked
 // on one latch, per fiber. A fiber counts itself just before it blocks; once the

@@ -181,15 +181,15 @@ void AddChildMeasurement(const Workload& workload, Contender contender,
       [name, scale, also_reports](::benchmark::State& state) {
         for (auto _ : state) {
           const ChildResult result = RunInChildProcess(name, scale);
-          if (result.ok && result.values.size() < 1 + also_reports.size()) {
+          if (!result.ok) {
+            state.SkipWithError(result.error.c_str());
+            break;
+          }
+          if (result.values.size() < 1 + also_reports.size()) {
             state.SkipWithError((name + ": the child printed " +
                                  std::to_string(result.values.size()) + " figures, not " +
                                  std::to_string(1 + also_reports.size()))
                                     .c_str());
-            break;
-          }
-          if (!result.ok) {
-            state.SkipWithError(result.error.c_str());
             break;
           }
           ReportValue(state, result.values[0]);
