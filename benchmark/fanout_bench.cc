@@ -352,9 +352,9 @@ std::vector<double> ColdFanOutOnBoostFiberWorkStealing(int requests) {
 void AddColdFanOut(const Scale& scale, Contender contender,
                    std::vector<double> (*measure)(int)) {
   const int requests = Requests(scale);
-  AddChildMeasurement(
-      kColdFanOutThroughput, contender, scale,
-      [measure, requests] { return measure(requests); }, {&kColdFanOutP99});
+  AddChildMeasurement(kColdFanOutThroughput, contender, scale,
+                      [measure, requests] { return measure(requests); },
+                      {&kColdFanOutP99});
 }
 
 void AddFanOut(const Scale& scale, Contender contender,

@@ -228,27 +228,27 @@ void WakeUpParkedWaiter(::benchmark::State& state, std::int64_t samples,
 void WakeUpOnThreads(::benchmark::State& state, std::int64_t samples,
                      const WakeUpVariant& variant) {
   using Waiter = ParkedWaiter<std::mutex, std::condition_variable>;
-  WakeUpParkedWaiter<Waiter>(state, samples, variant, [](Waiter& waiter, WakeStamp& stamp) {
-    waiter.Run(&stamp);
-  });
+  WakeUpParkedWaiter<Waiter>(
+      state, samples, variant,
+      [](Waiter& waiter, WakeStamp& stamp) { waiter.Run(&stamp); });
 }
 
 void WakeUpOnBoostFiber(::benchmark::State& state, std::int64_t samples,
                         const WakeUpVariant& variant) {
   using Waiter = ParkedWaiter<boost::fibers::mutex, boost::fibers::condition_variable>;
-  WakeUpParkedWaiter<Waiter>(state, samples, variant, [](Waiter& waiter, WakeStamp& stamp) {
-    boost::fibers::fiber([&waiter, &stamp] { waiter.Run(&stamp); }).join();
-  });
+  WakeUpParkedWaiter<Waiter>(
+      state, samples, variant, [](Waiter& waiter, WakeStamp& stamp) {
+        boost::fibers::fiber([&waiter, &stamp] { waiter.Run(&stamp); }).join();
+      });
 }
 
 void AddWakeUp(Contender contender, std::int64_t samples, const WakeUpVariant& variant,
                void (*measure)(::benchmark::State&, std::int64_t, const WakeUpVariant&)) {
-  AddMeasurement(
-      *variant.p50, contender, 1,
-      [samples, &variant, measure](::benchmark::State& state) {
-        measure(state, samples, variant);
-      },
-      /*min_time=*/0, {variant.p99});
+  AddMeasurement(*variant.p50, contender, 1,
+                 [samples, &variant, measure](::benchmark::State& state) {
+                   measure(state, samples, variant);
+                 },
+                 /*min_time=*/0, {variant.p99});
 }
 
 }  // namespace

@@ -107,9 +107,8 @@ void SetGoPeerProgram(std::string path) { MutableGoPeerProgram() = std::move(pat
 const std::string& GoPeerProgram() { return MutableGoPeerProgram(); }
 
 void AddChildBody(std::string name, std::function<double()> body) {
-  AddChildBody(std::move(name), [body = std::move(body)] {
-    return std::vector<double>{body()};
-  });
+  AddChildBody(std::move(name),
+               [body = std::move(body)] { return std::vector<double>{body()}; });
 }
 
 void AddChildBody(std::string name, std::function<std::vector<double>()> body) {
@@ -166,9 +165,9 @@ ChildResult RunInChildProcess(const std::string& name, const Scale& scale) {
 
 void AddChildMeasurement(const Workload& workload, Contender contender,
                          const Scale& scale, std::function<double()> body) {
-  AddChildMeasurement(
-      workload, contender, scale,
-      [body = std::move(body)] { return std::vector<double>{body()}; }, {});
+  AddChildMeasurement(workload, contender, scale,
+                      [body = std::move(body)] { return std::vector<double>{body()}; },
+                      {});
 }
 
 void AddChildMeasurement(const Workload& workload, Contender contender,

@@ -188,8 +188,8 @@ void AddChildBody(std::string name, std::function<double()> body);
 void AddChildBody(std::string name, std::function<std::vector<double>()> body);
 struct ChildResult {
   bool ok = false;
-  double value = 0;            // the first figure
-  std::string error;           // what went wrong when !ok
+  double value = 0;                 // the first figure
+  std::string error;                // what went wrong when !ok
   std::vector<double> values = {};  // every figure, in the order the body returned them
 };
 ChildResult RunInChildProcess(const std::string& name, const Scale& scale);

@@ -203,9 +203,9 @@ template <class Tree>
 std::vector<double> MeasureColdTree(std::int64_t leaves, Tree&& tree) {
   const auto start = std::chrono::steady_clock::now();
   const std::int64_t sum = tree();
-  const double milliseconds = std::chrono::duration<double, std::milli>(
-                                  std::chrono::steady_clock::now() - start)
-                                  .count();
+  const double milliseconds =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+          .count();
   if (sum != ExpectedSum(leaves)) {
     ChildFails("skynet over " + std::to_string(leaves) + " leaves summed to " +
                std::to_string(sum) + "; the answer is " +
@@ -247,12 +247,11 @@ void AddSkynetMeasurements(const Scale& scale) {
   AddGoMeasurement(kSkynet, "W3", "W3", go_leaves);
 
   const std::int64_t cold = ColdLeaves(scale);
-  AddChildMeasurement(
-      kSkynetCold, Contender::kWeft, scale, [cold] { return ColdSkynetOnWeft(cold); },
-      {&kSkynetColdRss});
-  AddChildMeasurement(
-      kSkynetCold, Contender::kBoostFiberWorkStealing, scale,
-      [cold] { return ColdSkynetOnBoostFiberWorkStealing(cold); }, {&kSkynetColdRss});
+  AddChildMeasurement(kSkynetCold, Contender::kWeft, scale,
+                      [cold] { return ColdSkynetOnWeft(cold); }, {&kSkynetColdRss});
+  AddChildMeasurement(kSkynetCold, Contender::kBoostFiberWorkStealing, scale,
+                      [cold] { return ColdSkynetOnBoostFiberWorkStealing(cold); },
+                      {&kSkynetColdRss});
   AddGoMeasurement(kSkynetCold, "W3-cold", "W3-cold", go_leaves);
   AddGoMeasurement(kSkynetColdRss, "W3-cold", "W3-cold-rss", go_leaves);
 }
