@@ -17,12 +17,14 @@
 //     -mixed rows          998 fibers and 2 plain threads on one FiberSemaphore;
 //     C1-sem-N3-4workers   1000 fibers on 4 workers (the reproduction:
 //                          more workers than this machine's 2 CPUs);
-//     std::thread          160 threads (10 N for the largest N) on
-//                          std::counting_semaphore. libstdc++ 12's wakes every
-//                          waiter at each release: with 1000 threads an
-//                          acquisition took ~0.8 ms and kept hundreds of
-//                          threads runnable for half a minute. Fewer waiters
-//                          make each release cheaper, which favours the peer;
+//     std::thread          160 threads (10 N for the largest N) on a
+//                          semaphore of std::mutex and condition_variable
+//                          (MutexCvSemaphore in parties.h: libstdc++ 12's
+//                          std::counting_semaphore can lose a wake-up and hung
+//                          a full-size run; it also woke every waiter at each
+//                          release, which with 1000 threads took ~0.8 ms per
+//                          acquisition). Fewer waiters make each release
+//                          cheaper, which favours the peer;
 //     Go                   1000 goroutines on a buffered channel of capacity N
 //                          (send acquires, receive releases), GOMAXPROCS = CPUs.
 //   The peers have one measurement per N: the -mixed and -4workers rows repeat
@@ -69,7 +71,7 @@
 // (benchmark/peers/go/contention.go). A batch that does not finish within
 // kBatchLimit (a lost wake-up) ends the process with a message.
 //
-// Compiled as C++20, for std::counting_semaphore and std::barrier.
+// Compiled as C++20, for std::barrier.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>

@@ -27,7 +27,8 @@
 namespace weft::bench {
 
 // A counting semaphore made of a mutex and a condition variable, for the peers
-// (Boost.Fiber and C++17 have none).
+// (Boost.Fiber has none, C++17 neither, and libstdc++ 12's C++20 one can
+// lose a wake-up: see StdContentionKit in contention.h).
 template <class Mutex, class CondVar>
 class MutexCvSemaphore {
  public:
@@ -37,6 +38,13 @@ class MutexCvSemaphore {
     std::unique_lock<Mutex> lock(mutex_);
     cv_.wait(lock, [this] { return count_ > 0; });
     --count_;
+  }
+
+  bool TryAcquire() {
+    std::lock_guard<Mutex> lock(mutex_);
+    if (count_ == 0) return false;
+    --count_;
+    return true;
   }
 
   void Release() {
