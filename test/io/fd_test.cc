@@ -124,16 +124,8 @@ TEST_P(EchoTest, EveryByteComesBackInOrder) {
   EXPECT_EQ(io::Close(listener), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    WorkersAndSides, EchoTest,
-    ::testing::Combine(::testing::Values(std::size_t{1}, std::size_t{2}, std::size_t{4}),
-                       ::testing::Values(Side::kFiber, Side::kThread),
-                       ::testing::Values(Side::kFiber, Side::kThread)),
-    [](const auto& info) {
-      return std::to_string(std::get<0>(info.param)) + "Workers" +
-             SideName(std::get<1>(info.param)) + "Client" +
-             SideName(std::get<2>(info.param)) + "Server";
-    });
+INSTANTIATE_TEST_SUITE_P(WorkersAndSides, EchoTest, testing::WorkersAndSides(),
+                         testing::WorkersAndSidesName());
 
 class FdTest : public ::testing::TestWithParam<std::size_t> {
  protected:

@@ -12,10 +12,12 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "gtest/gtest.h"
 #include "runtime/io/fd.h"
+#include "test/sync/sync_test_util.h"
 
 namespace weft::testing {
 
@@ -86,6 +88,25 @@ inline bool ReadExactly(int fd, void* buf, std::size_t n, Deadline deadline = {}
   }
   return true;
 }
+
+// The parameters of a client/server test: worker count, the client's side and
+// the server's side (a fiber or a plain thread), every combination.
+inline auto WorkersAndSides() {
+  return ::testing::Combine(
+      ::testing::Values(std::size_t{1}, std::size_t{2}, std::size_t{4}),
+      ::testing::Values(Side::kFiber, Side::kThread),
+      ::testing::Values(Side::kFiber, Side::kThread));
+}
+
+// Names a WorkersAndSides() case: "2WorkersFiberClientThreadServer".
+struct WorkersAndSidesName {
+  template <class Info>
+  std::string operator()(const Info& info) const {
+    return std::to_string(std::get<0>(info.param)) + "Workers" +
+           SideName(std::get<1>(info.param)) + "Client" +
+           SideName(std::get<2>(info.param)) + "Server";
+  }
+};
 
 // Raises the soft limit on open files to `wanted`, and the hard limit too
 // when the process may (root may, up to fs.nr_open); otherwise to the hard

@@ -37,6 +37,7 @@
 #include "runtime/runtime.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/this_fiber.h"
+#include "test/io/io_test_util.h"
 #include "test/sync/sync_test_util.h"
 #include "test/test_util.h"
 
@@ -304,16 +305,8 @@ TEST_P(TcpRoundTripTest, EveryByteComesBackInOrder) {
   EXPECT_EQ(echoed.load(), sent_total.load());
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    WorkersAndSides, TcpRoundTripTest,
-    ::testing::Combine(::testing::Values(std::size_t{1}, std::size_t{2}, std::size_t{4}),
-                       ::testing::Values(Side::kFiber, Side::kThread),
-                       ::testing::Values(Side::kFiber, Side::kThread)),
-    [](const auto& info) {
-      return std::to_string(std::get<0>(info.param)) + "Workers" +
-             SideName(std::get<1>(info.param)) + "Client" +
-             SideName(std::get<2>(info.param)) + "Server";
-    });
+INSTANTIATE_TEST_SUITE_P(WorkersAndSides, TcpRoundTripTest, testing::WorkersAndSides(),
+                         testing::WorkersAndSidesName());
 
 // Four-byte pieces read as 8 and 12 bytes; after ShutdownWrite, the 4 bytes
 // that came where 10 were asked for, and the end (ReadFull: kEndOfStream;
