@@ -135,21 +135,10 @@ class EchoServer {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("weft_echo_server --port=N --workers=N [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
-                 kProgram, argv[1]);
-    return 2;
-  }
+  examples::CheckNoArguments(kProgram, argc, argv);
   examples::CheckFlagRange(kProgram, "port", FLAGS_port, 0, 65535);
   examples::CheckFlagRange(kProgram, "workers", FLAGS_workers, 1, 1024);
-  weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
-  options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
-  try {
-    options.Validate();  // the --weft_* flags
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-    return 2;
-  }
+  const weft::RuntimeOptions options = examples::RuntimeOptionsOrExit(kProgram, FLAGS_workers);
 
   const sigset_t signals = examples::BlockTerminationSignals();  // before any thread starts
   examples::RaiseOpenFileLimit(kProgram);

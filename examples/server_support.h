@@ -15,10 +15,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <mutex>
 #include <system_error>
 #include <unordered_set>
 
+#include "runtime/runtime.h"
 #include "runtime/sync/fiber_mutex.h"
 
 namespace examples {
@@ -30,6 +32,28 @@ inline void CheckFlagRange(const char* program, const char* flag, std::int32_t v
   std::fprintf(stderr, "%s: --%s=%d is out of range; accepted: %d..%d\n", program, flag,
                value, lo, hi);
   std::exit(2);
+}
+
+// Exits 2 with a message if gflags left a positional argument.
+inline void CheckNoArguments(const char* program, int argc, char** argv) {
+  if (argc <= 1) return;
+  std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", program,
+               argv[1]);
+  std::exit(2);
+}
+
+// The runtime's options from the --weft_* flags, with `workers` worker
+// threads; exits 2 with the option's message if they are invalid.
+inline weft::RuntimeOptions RuntimeOptionsOrExit(const char* program, std::int32_t workers) {
+  weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
+  options.concurrency_hint = static_cast<std::size_t>(workers);
+  try {
+    options.Validate();
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    std::exit(2);
+  }
+  return options;
 }
 
 // Blocks SIGINT and SIGTERM in the calling thread. Threads started later

@@ -207,11 +207,7 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "weft_rpc_client --port=N [--calls=N] [--workers=N] [--weft_...]");
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
-  if (argc > 1) {
-    std::fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n",
-                 kProgram, argv[1]);
-    return 2;
-  }
+  examples::CheckNoArguments(kProgram, argc, argv);
   if (FLAGS_port == 0) {
     std::fprintf(stderr,
                  "%s: --port is required: the server's port on 127.0.0.1, 1..65535\n",
@@ -224,14 +220,7 @@ int main(int argc, char** argv) {
   examples::CheckFlagRange(kProgram, "sleep_ms", FLAGS_sleep_ms, 0,
                  static_cast<std::int32_t>(rpc::kMaxSleepMs));
   examples::CheckFlagRange(kProgram, "deadline_ms", FLAGS_deadline_ms, 1, 60000);
-  weft::RuntimeOptions options = weft::RuntimeOptions::FromFlags();
-  options.concurrency_hint = static_cast<std::size_t>(FLAGS_workers);
-  try {
-    options.Validate();
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-    return 2;
-  }
+  const weft::RuntimeOptions options = examples::RuntimeOptionsOrExit(kProgram, FLAGS_workers);
 
   weft::Runtime runtime(options);
   return RunDemo();  // the channel closes (its reader fiber ends) before ~Runtime
