@@ -46,7 +46,12 @@ constexpr std::chrono::microseconds kStrandedAfter{50};
 // instructions a worker falling asleep and the placement can miss each other;
 // the second look bounds how long such a fiber can wait when its worker's
 // current fiber does not block. One extra wake-up per sleep, none while asleep.
-constexpr std::chrono::milliseconds kSecondLook{1};
+// Longer than the kernel's tick (4 ms at HZ=250): a futex or epoll wait whose
+// timeout falls before the next tick is slow to wake from on a virtual machine
+// (measured here: 9 µs from FUTEX_WAKE to running with a 1 or 2 ms timeout,
+// 1.8 µs with 4 ms and more, or none), and every wake-up of a worker that
+// slept less than the timeout paid for it.
+constexpr std::chrono::milliseconds kSecondLook{10};
 // Fibers one poll of the group's descriptors readies at most before the rest
 // are readied one by one.
 constexpr std::size_t kPollBatch = 64;
