@@ -52,6 +52,10 @@ constexpr std::chrono::microseconds kStrandedAfter{50};
 // 1.8 µs with 4 ms and more, or none), and every wake-up of a worker that
 // slept less than the timeout paid for it.
 constexpr std::chrono::milliseconds kSecondLook{10};
+// How often a running worker looks for due deadlines: every that many picks
+// (only a couple of loads while the group holds no deadline, a clock read
+// otherwise).
+constexpr std::uint32_t kTimerInterval = 8;
 // Fibers one poll of the group's descriptors readies at most before the rest
 // are readied one by one.
 constexpr std::size_t kPollBatch = 64;
@@ -176,6 +180,12 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
   if (WEFT_UNLIKELY(poll_due_) && may_poll) {
     poll_due_ = false;
     if (FiberEntity* fiber = PollWithoutWaiting()) return fiber;
+  }
+  if (may_poll && WEFT_UNLIKELY(--picks_until_timers_ == 0)) {
+    picks_until_timers_ = kTimerInterval;
+    // The fibers woken go on the local stack, ahead of the queue: a request
+    // that was waiting finishes before new ones start.
+    FireDueTimers();
   }
   if (local_.size() != 0) {
     if (++local_streak_ <= kMaxLocalStreak) {
@@ -367,6 +377,7 @@ FiberEntity* FiberWorker::WaitForWork() {
       // A spinner passes the wake-up on itself.
       if (FiberEntity* spun = Spin()) return spun;
     }
+    if (fiber == nullptr && FireDueTimers() != 0) continue;
     if (fiber == nullptr) fiber = Sleep();
     if (fiber != nullptr) {
       group_->PassOnWakeUp();
@@ -385,6 +396,7 @@ FiberEntity* FiberWorker::Spin() {
     if (i % kSpinCheckInterval == 0) {
       if ((found = StealAnyLocal(/*patient=*/true)) != nullptr) break;
       if ((found = PollWithoutWaiting()) != nullptr) break;
+      if (FireDueTimers() != 0 && (found = PopQueue()) != nullptr) break;
       if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
     }
     CpuRelax();
@@ -426,6 +438,9 @@ FiberEntity* FiberWorker::Sleep() {
     return fiber;
   }
   stats_.sleeps.Add();
+  // No one looks at the deadlines once the last of us sleeps: the timer
+  // thread must then sleep until the earliest exactly.
+  if (group_->AllWorkersAsleep()) group_->timer_worker().WorkersWentToSleep();
   IoPoller& poller = group_->poller();
   if (poller.HasRegistrations() && !chaos_passed_back_ && poller.TryTakeSleeperToken()) {
     fiber = SleepInPoller(generation);
@@ -491,6 +506,12 @@ FiberEntity* FiberWorker::SleepInPoller(std::uint32_t generation) {
   if (n == 0) return nullptr;
   if (n > 1) group_->PushBatch(batch + 1, n - 1);
   return batch[0];
+}
+
+std::size_t FiberWorker::FireDueTimers() {
+  TimerWorker& timers = group_->timer_worker();
+  if (!timers.MayHaveDeadlines()) return 0;
+  return timers.FireDue(std::chrono::steady_clock::now());
 }
 
 FiberEntity* FiberWorker::PollWithoutWaiting() {

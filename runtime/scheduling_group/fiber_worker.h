@@ -138,6 +138,11 @@ class FiberWorker {
   // it: returns one fiber readied by the look (the others are queued), or
   // nullptr.
   FiberEntity* PollWithoutWaiting();
+  // Fires the group's deadlines that are due (TimerWorker::FireDue); the
+  // fibers they wake go on this worker's local run stack when called between
+  // two fibers, to the shared queue otherwise. Returns how many fired. Only
+  // where no wait-queue lock is held.
+  std::size_t FireDueTimers();
   FiberEntity* StealAnyLocal(bool patient);
   // Looks at the next other worker of the group, in turn, and takes the
   // oldest fiber of its local run stack if that worker has not switched
@@ -197,6 +202,7 @@ class FiberWorker {
   std::vector<PeerProgress> peer_progress_;
   std::size_t rescue_cursor_ = 0;
   std::uint32_t picks_until_rescue_ = 1;
+  std::uint32_t picks_until_timers_ = 1;
   // A look at the group's poller is due at the next switch that may poll.
   bool poll_due_ = false;
 

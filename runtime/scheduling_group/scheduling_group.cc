@@ -46,8 +46,10 @@ void SchedulingGroup::SetStealPeers(StealPeers peers) {
 }
 
 void SchedulingGroup::Start() {
+  const std::size_t n = workers_.size();
+  all_workers_mask_ = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
   for (auto& worker : workers_) worker->Start();
-  timer_worker_.Start();
+  timer_worker_.Start([this] { return !AllWorkersAsleep(); });
 }
 
 void SchedulingGroup::Stop() {

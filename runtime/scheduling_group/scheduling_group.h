@@ -188,6 +188,10 @@ class SchedulingGroup {
   // false if a producer had already claimed the worker (and so will wake it).
   void AnnounceSleep(std::size_t i);
   bool WithdrawSleep(std::size_t i);
+  // Whether every worker has announced its sleep and none was claimed since.
+  bool AllWorkersAsleep() const {
+    return sleeping_mask_.load(std::memory_order_seq_cst) == all_workers_mask_;
+  }
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   // A fiber was placed in this group by someone other than one of its workers.
@@ -227,6 +231,7 @@ class SchedulingGroup {
 
   alignas(64) std::atomic<int> spinners_{0};
   std::atomic<std::uint64_t> sleeping_mask_{0};
+  std::uint64_t all_workers_mask_ = 0;  // a bit per worker
   std::atomic<bool> stopping_{false};
 
   alignas(64) std::atomic<std::size_t> overflow_size_{0};

@@ -27,7 +27,8 @@ TimerWorker::TimerWorker(std::size_t group_index) : group_index_(group_index) {}
 
 TimerWorker::~TimerWorker() { Stop(); }
 
-void TimerWorker::Start() {
+void TimerWorker::Start(std::function<bool()> workers_awake) {
+  workers_awake_ = std::move(workers_awake);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -36,9 +37,11 @@ void TimerWorker::Stop() {
   stopping_.store(true, std::memory_order_seq_cst);
   Wake();
   thread_.join();
+  LockGuard<Mutex> lock(heap_mutex_);
   TakeSubmissions();
   for (const HeapItem& item : heap_) item.entry->on_drop(item.entry);
   heap_.clear();
+  earliest_.store(INT64_MAX, std::memory_order_relaxed);
 }
 
 void TimerWorker::Wake() {
@@ -57,7 +60,10 @@ void TimerWorker::Submit(TimerEntry* entry) {
   const std::uint64_t pending = pending_.fetch_add(1, std::memory_order_relaxed) + 1;
   // Pairs with the fence in Run() before it re-reads submitted_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  // While the thread is the backstop only, the workers take submissions; a
+  // first deadline still wakes it, so that its backstop covers that one too.
   if (deadline < sleeping_until_.load(std::memory_order_relaxed) ||
+      earliest_.load(std::memory_order_relaxed) == INT64_MAX ||
       pending % kDrainBatch == 0) {
     Wake();
   }
@@ -128,6 +134,48 @@ void TimerWorker::Compact() {
   ForgetCancelled(removed);
 }
 
+std::size_t TimerWorker::Serve(std::int64_t now) {
+  TakeSubmissions();
+  if (heap_.size() >= 1024 &&
+      cancelled_.load(std::memory_order_relaxed) > heap_.size() / 2) {
+    Compact();
+  }
+  std::size_t fired = 0;
+  while (!heap_.empty() && heap_.front().deadline <= now) {
+    TimerEntry* entry = PopHeap();
+    if (entry->dead.load(std::memory_order_acquire)) {
+      entry->on_drop(entry);
+      ForgetCancelled(1);
+    } else {
+      fired_.fetch_add(1, std::memory_order_relaxed);
+      entry->on_due(entry);
+      ++fired;
+    }
+  }
+  while (!heap_.empty() && heap_.front().entry->dead.load(std::memory_order_acquire)) {
+    TimerEntry* entry = PopHeap();
+    entry->on_drop(entry);
+    ForgetCancelled(1);
+  }
+  in_heap_.store(heap_.size(), std::memory_order_relaxed);
+  earliest_.store(heap_.empty() ? INT64_MAX : heap_.front().deadline,
+                  std::memory_order_relaxed);
+  return fired;
+}
+
+std::size_t TimerWorker::FireDue(Clock::time_point now) {
+  const std::int64_t ticks = Ticks(now);
+  if (ticks < earliest_.load(std::memory_order_relaxed) &&
+      submitted_.load(std::memory_order_relaxed) == nullptr) {
+    return 0;
+  }
+  // Someone else is serving: what is due is theirs to fire.
+  if (!heap_mutex_.try_lock()) return 0;
+  const std::size_t fired = Serve(ticks);
+  heap_mutex_.unlock();
+  return fired;
+}
+
 void TimerWorker::Run() {
   char name[16];
   std::snprintf(name, sizeof(name), "weft-g%zu-timer", group_index_ % 1000);
@@ -137,42 +185,41 @@ void TimerWorker::Run() {
 
   for (;;) {
     sleeping_until_.store(INT64_MIN, std::memory_order_relaxed);
-    TakeSubmissions();
-    if (heap_.size() >= 1024 &&
-        cancelled_.load(std::memory_order_relaxed) > heap_.size() / 2) {
-      Compact();
+    Clock::time_point now = Clock::now();
+    std::int64_t next;
+    {
+      LockGuard<Mutex> lock(heap_mutex_);
+      Serve(Ticks(now));
+      next = earliest_.load(std::memory_order_relaxed);
     }
-    const std::int64_t now = Ticks(Clock::now());
-    while (!heap_.empty() && heap_.front().deadline <= now) {
-      TimerEntry* entry = PopHeap();
-      if (entry->dead.load(std::memory_order_acquire)) {
-        entry->on_drop(entry);
-        ForgetCancelled(1);
-      } else {
-        fired_.fetch_add(1, std::memory_order_relaxed);
-        entry->on_due(entry);
-      }
-    }
-    while (!heap_.empty() && heap_.front().entry->dead.load(std::memory_order_acquire)) {
-      TimerEntry* entry = PopHeap();
-      entry->on_drop(entry);
-      ForgetCancelled(1);
-    }
-    in_heap_.store(heap_.size(), std::memory_order_relaxed);
     const std::uint32_t word = wake_word_.load(std::memory_order_acquire);
-    const Clock::time_point next =
-        heap_.empty() ? Clock::time_point::max()
-                      : Clock::time_point(Clock::duration(heap_.front().deadline));
-    sleeping_until_.store(Ticks(next), std::memory_order_relaxed);
+    // Awake workers fire deadlines themselves; we only make sure that one due
+    // for a tick is fired, should they all be busy with fibers that do not
+    // block. Pairs with the workers' announcements of sleep (seq_cst) and
+    // WorkersWentToSleep: either we see the last one asleep, or it sees us
+    // sleeping as the backstop and wakes us.
+    backstop_only_.store(true, std::memory_order_seq_cst);
+    bool backstop = workers_awake_();
+    if (!backstop) backstop_only_.store(false, std::memory_order_seq_cst);
+    sleeping_until_.store(backstop ? INT64_MIN : next, std::memory_order_relaxed);
     // Pairs with the fence in Submit(): either the producer sees the deadline we
     // sleep until, or we see its entry now.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (submitted_.load(std::memory_order_relaxed) != nullptr) continue;
+    if (!backstop && submitted_.load(std::memory_order_relaxed) != nullptr) continue;
     if (stopping_.load(std::memory_order_acquire)) break;
-    if (next == Clock::time_point::max()) {
+    if (backstop) {
+      if (next == INT64_MAX) {
+        FutexWait(&wake_word_, word);
+      } else {
+        now = Clock::now();
+        const Clock::time_point from =
+            std::min(Clock::time_point(Clock::duration(next)), now);
+        FutexWaitUntil(&wake_word_, word, from + kBackstopTick);
+      }
+    } else if (next == INT64_MAX) {
       FutexWait(&wake_word_, word);
     } else {
-      FutexWaitUntil(&wake_word_, word, next);
+      FutexWaitUntil(&wake_word_, word, Clock::time_point(Clock::duration(next)));
     }
   }
 }
