@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/blocking.h"
 #include "runtime/fiber.h"
 #include "runtime/io/detail/resolver.h"
 #include "runtime/io/tcp.h"
@@ -155,7 +156,7 @@ TEST_F(ResolveTest, ServiceNamesComeFromTheServicesDatabase) {
 TEST_F(ResolveTest, LiteralsResolveWithoutAQuery) {
   StartRuntime();
   InstallLookup(/*gated=*/false);
-  InFiber([this] {
+  InFiber([] {
     struct Case {
       const char* host;
       const char* expected;
@@ -348,6 +349,23 @@ TEST_F(ResolveTest, WorksFromAPlainThreadWithAndWithoutARuntime) {
   gate_.CountDown();
   const io::ResolveResult result = io::Resolve("thread.test", "80", kLong);
   EXPECT_FALSE(result.error) << result.error_message;
+  EXPECT_EQ(1, queries_.load());
+}
+
+// Inside RunBlocking the lookup runs on its own pool thread: with a pool of
+// one thread, queueing the query behind the caller would wait forever.
+TEST_F(ResolveTest, InsideRunBlockingTheQueryRunsOnThePoolThreadItself) {
+  io::detail::ClearCacheForTesting();
+  RuntimeOptions options = OptionsWithWorkers(2);
+  options.blocking_pool_max_threads = 1;
+  runtime_ = std::make_unique<Runtime>(options);
+  InstallLookup(/*gated=*/false);
+  InFiber([] {
+    const io::ResolveResult result =
+        RunBlocking([] { return io::Resolve("nested.test", "80", kLong); });
+    EXPECT_FALSE(result.error) << result.error_message;
+    EXPECT_EQ(3u, result.addresses.size());
+  });
   EXPECT_EQ(1, queries_.load());
 }
 

@@ -244,7 +244,9 @@ class Resolver {
     LookupFunction lookup;
   };
 
-  // Runs the query on the pool, or on the caller when there is no pool.
+  // Runs the query on the pool; on the caller when there is no pool, or when
+  // the caller is a pool thread already (waiting there for a queued query
+  // could wait forever, every pool thread being such a caller).
   void Start(LookupKey key, std::shared_ptr<Flight> flight) {
     auto task = std::make_unique<QueryTask>();
     task->run = &Resolver::RunTask;
@@ -255,7 +257,7 @@ class Resolver {
       LockGuard<Mutex> lock(mutex_);
       task->lookup = lookup_;
     }
-    if (BlockingPool::Global().Submit(task.get())) {
+    if (!BlockingPool::OnPoolThread() && BlockingPool::Global().Submit(task.get())) {
       task.release();  // RunTask owns it now
     } else {
       RunTask(task.release());

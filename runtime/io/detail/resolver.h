@@ -22,7 +22,8 @@
 // Thread-safe: any fiber or thread may look up at any time. All functions may
 // be called whether or not the runtime runs: without it (or while it
 // terminates) there is no pool, and a query runs on the calling thread, which
-// then cannot give up at its deadline.
+// then cannot give up at its deadline. So does a query started on a pool
+// thread (inside RunBlocking), which is off the workers already.
 #ifndef WEFT_RUNTIME_IO_DETAIL_RESOLVER_H_
 #define WEFT_RUNTIME_IO_DETAIL_RESOLVER_H_
 
