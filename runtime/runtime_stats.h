@@ -63,8 +63,10 @@ struct BlockingPoolStats {
   std::size_t idle_threads = 0;  // of those, waiting for work
   // Tasks accepted and waiting for a thread (all threads busy, max reached).
   std::size_t queue_depth = 0;
-  std::size_t peak_threads = 0;       // most threads alive at once so far
-  std::uint64_t tasks_run = 0;        // tasks that have returned
+  std::size_t peak_threads = 0;  // most threads alive at once so far
+  // Tasks whose thread is back from them (a moment after the fiber that
+  // waited for one resumed).
+  std::uint64_t tasks_run = 0;
   std::uint64_t threads_started = 0;  // threads the pool has created
   std::uint64_t threads_retired = 0;  // threads that exited after their idle time
 };
