@@ -1,5 +1,7 @@
 #include "runtime/detail/blocking_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <system_error>
 #include <utility>
@@ -123,6 +125,7 @@ void BlockingPool::JoinAll(std::vector<std::thread>& threads) {
 
 void BlockingPool::Loop(ThreadList::iterator self) {
   current_pool = this;
+  pthread_setname_np(pthread_self(), "weft-blocking");  // for top -H, gdb, perf
   std::vector<std::thread> exited;
   mutex_.lock();
   BlockingTask* task = std::exchange(self->handoff, nullptr);
