@@ -4,7 +4,7 @@
 //       weft::io::Resolve("db.internal", "5432", std::chrono::seconds(2));
 //   if (error) { LOG(ERROR) << error_message; return; }
 //   weft::io::TcpStream stream;
-//   if (auto error = stream.Connect(addresses, std::chrono::seconds(1))) { ... }
+//   if (auto failed = stream.Connect(addresses, std::chrono::seconds(1))) { ... }
 //
 // getaddrinfo(3) blocks its thread for as long as the name servers take
 // (seconds when one does not answer), so Resolve runs it on the blocking pool
