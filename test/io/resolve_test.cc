@@ -22,6 +22,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/blocking.h"
+#include "runtime/detail/errno.h"
 #include "runtime/fiber.h"
 #include "runtime/io/detail/resolver.h"
 #include "runtime/io/tcp.h"
@@ -427,10 +428,12 @@ TEST_F(ResolveTest, GetAddrInfoReturnsTheFailureAndTimesOutWithEaiAgain) {
   InstallLookup(/*gated=*/true);
   InFiber([] {
     addrinfo* list = nullptr;
-    errno = 0;
+    // Through the out-of-line accessors: the fiber may resume on another
+    // worker, and `errno` read here could be the first thread's.
+    detail::SetErrno(0);
     EXPECT_EQ(EAI_AGAIN, io::detail::GetAddrInfo("late.test", "80", nullptr, &list,
                                                  std::chrono::milliseconds(10)));
-    EXPECT_EQ(ETIMEDOUT, errno);
+    EXPECT_EQ(ETIMEDOUT, detail::Errno());
     EXPECT_EQ(nullptr, list);
   });
   gate_.CountDown();
