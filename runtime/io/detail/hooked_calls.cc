@@ -296,7 +296,10 @@ int HookedPoll(pollfd* fds, nfds_t n, int timeout) {
   if (ready != 0) return ready;
   const Deadline deadline =
       timeout < 0 ? Deadline::Never() : Deadline(std::chrono::milliseconds(timeout));
-  return PollParked(fds, n, deadline);
+  const int saved = Errno();
+  const int result = PollParked(fds, n, deadline);
+  if (result >= 0) SetErrno(saved);  // success leaves errno alone, as the C library's
+  return result;
 }
 
 // select(2) as poll(2) over the same descriptors, with Linux's readiness sets
@@ -322,9 +325,11 @@ int HookedSelect(int n, fd_set* readfds, fd_set* writefds, fd_set* exceptfds,
     if (exceptfds != nullptr && FD_ISSET(fd, exceptfds)) events |= POLLPRI;
     if (events != 0) set.push_back(pollfd{fd, events, 0});
   }
+  const int saved = Errno();
   int ready = Libc().poll(set.data(), set.size(), 0);
   if (ready == 0) ready = PollParked(set.data(), set.size(), deadline);
   if (ready < 0) return -1;
+  SetErrno(saved);
   for (const pollfd& entry : set) {
     if ((entry.revents & POLLNVAL) != 0) {
       SetErrno(EBADF);
@@ -362,15 +367,23 @@ int HookedSelect(int n, fd_set* readfds, fd_set* writefds, fd_set* exceptfds,
 // Sleeps park the fiber. A signal delivered to the worker meanwhile was not
 // meant for the fiber, so the sleep is not cut short (no EINTR, nothing left
 // to report in `rem`).
+// errno is left as it was, as by a sleep that completes.
+template <class Duration>
+void Sleep(Duration duration) {
+  const int saved = Errno();
+  this_fiber::SleepFor(duration);
+  SetErrno(saved);
+}
+
 unsigned HookedSleep(unsigned seconds) {
   if (!CallerIsFiber()) return Libc().sleep(seconds);
-  this_fiber::SleepFor(std::chrono::seconds(seconds));
+  Sleep(std::chrono::seconds(seconds));
   return 0;
 }
 
 int HookedUsleep(useconds_t usec) {
   if (!CallerIsFiber()) return Libc().usleep(usec);
-  this_fiber::SleepFor(std::chrono::microseconds(usec));
+  Sleep(std::chrono::microseconds(usec));
   return 0;
 }
 
@@ -380,8 +393,7 @@ int HookedNanosleep(const timespec* req, timespec* rem) {
     SetErrno(EINVAL);
     return -1;
   }
-  this_fiber::SleepFor(std::chrono::seconds(req->tv_sec) +
-                       std::chrono::nanoseconds(req->tv_nsec));
+  Sleep(std::chrono::seconds(req->tv_sec) + std::chrono::nanoseconds(req->tv_nsec));
   return 0;
 }
 
