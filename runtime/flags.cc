@@ -31,6 +31,13 @@ DEFINE_uint64(weft_stats_log_interval_ms, 0,
 DEFINE_bool(weft_chaos_migration, false,
             "Testing aid: send every fiber made ready to a worker other than the one it "
             "last ran on, to expose code that relies on staying on one thread.");
+DEFINE_uint64(weft_blocking_pool_max_threads, 64,
+              "Most threads the blocking pool (weft::RunBlocking, name lookups) runs at "
+              "once, 1..4096; further calls wait in a queue.");
+DEFINE_uint64(weft_blocking_pool_idle_timeout_ms, 10000,
+              "A blocking pool thread idle this many ms exits (1..86400000).");
+DEFINE_uint64(weft_resolve_cache_ttl_ms, 5000,
+              "How long weft::io::Resolve caches an answer, in ms; 0 = no cache.");
 DEFINE_string(weft_topology, "",
               "hwloc synthetic topology to use instead of the machine's, e.g. "
               "\"pack:2 numa:1 core:8 pu:1\".");
@@ -52,6 +59,9 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.topology = FLAGS_weft_topology;
   options.stats_log_interval_ms = FLAGS_weft_stats_log_interval_ms;
   options.chaos_migration = FLAGS_weft_chaos_migration;
+  options.blocking_pool_max_threads = FLAGS_weft_blocking_pool_max_threads;
+  options.blocking_pool_idle_timeout_ms = FLAGS_weft_blocking_pool_idle_timeout_ms;
+  options.resolve_cache_ttl_ms = FLAGS_weft_resolve_cache_ttl_ms;
   return options;
 }
 

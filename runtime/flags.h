@@ -20,5 +20,8 @@ DECLARE_bool(weft_fiber_worker_disallow_cpu_migration);
 DECLARE_string(weft_topology);
 DECLARE_uint64(weft_stats_log_interval_ms);
 DECLARE_bool(weft_chaos_migration);
+DECLARE_uint64(weft_blocking_pool_max_threads);
+DECLARE_uint64(weft_blocking_pool_idle_timeout_ms);
+DECLARE_uint64(weft_resolve_cache_ttl_ms);
 
 #endif  // WEFT_RUNTIME_FLAGS_H_

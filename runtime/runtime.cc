@@ -14,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "runtime/detail/blocking_pool.h"
 #include "runtime/detail/check.h"
 #include "runtime/detail/futex.h"
 #include "runtime/detail/stack_pool.h"
@@ -74,6 +75,11 @@ void StartRuntime(const RuntimeOptions& options) {
   // from now on.
   detail::AttachHooks();
   for (auto& group : state.groups) group->Start();
+  detail::BlockingPool::Global().Open(
+      options.blocking_pool_max_threads,
+      std::chrono::milliseconds(options.blocking_pool_idle_timeout_ms));
+  state.resolve_cache_ttl_ms.store(options.resolve_cache_ttl_ms,
+                                   std::memory_order_relaxed);
   state.chaos_migration.store(plan.chaos_migration, std::memory_order_relaxed);
   state.closing.store(false, std::memory_order_seq_cst);
   state.running.store(true, std::memory_order_seq_cst);
@@ -95,6 +101,9 @@ void TerminateRuntime() {
   WEFT_CHECK(detail::CurrentWorker() == nullptr)
       << "TerminateRuntime() called from a fiber or a FiberWorker; it waits for every "
          "fiber to finish, including the caller, and would never return";
+  WEFT_CHECK(!detail::BlockingPool::OnPoolThread())
+      << "TerminateRuntime() called from a blocking pool thread (inside RunBlocking); it "
+         "waits for the fiber that called RunBlocking, which waits for this call";
   // No new fibers from plain threads; fibers may still start fibers.
   state.closing.store(true, std::memory_order_seq_cst);
   while (state.launch_tickets.load(std::memory_order_seq_cst) != 0) {
@@ -108,6 +117,9 @@ void TerminateRuntime() {
        backoff = std::min(backoff * 2, kRecheckNs)) {
     detail::FutexWaitFor(&never_signalled, 0, backoff);
   }
+  // No fiber is left to call RunBlocking; tasks still queued or running (name
+  // lookups whose callers gave up waiting) run to their end.
+  detail::BlockingPool::Global().Close();
   // No fiber is left to sleep or wait with a timeout: pending user timers are
   // dropped without running (their launches fail while closing).
   for (auto& group : state.groups) group->StopTimers();
@@ -185,6 +197,11 @@ void DumpRuntimeStats(std::ostream& out) {
            << " stranded-rescues " << worker.stranded_rescues << "\n";
     }
   }
+  const BlockingPoolStats& pool = stats.blocking_pool;
+  text << "blocking pool: threads " << pool.threads << " (max " << pool.max_threads
+       << ", peak " << pool.peak_threads << ") idle " << pool.idle_threads << " queued "
+       << pool.queue_depth << " tasks-run " << pool.tasks_run << " started "
+       << pool.threads_started << " retired " << pool.threads_retired << "\n";
   out << text.str() << std::flush;
 }
 
@@ -195,6 +212,9 @@ RuntimeStats GetRuntimeStats() {
   for (const auto& group : state.groups) {
     stats.scheduling_groups.emplace_back();
     group->CollectStats(&stats.scheduling_groups.back());
+  }
+  if (!stats.scheduling_groups.empty()) {
+    stats.blocking_pool = detail::BlockingPool::Global().Stats();
   }
   return stats;
 }

@@ -58,6 +58,21 @@ struct RuntimeOptions {
   // The environment variable WEFT_CHAOS_MIGRATION=1 turns it on for every
   // runtime the process starts, whatever the options say.
   bool chaos_migration = false;
+  // Most plain threads the blocking pool (runtime/blocking.h) runs at once.
+  // The pool starts a thread when a task comes and none is idle, up to this
+  // many; further tasks wait in FIFO order for a thread to come free. Each
+  // thread has an ordinary thread stack (8 MiB of address space by default, of
+  // which it touches what it uses). Accepted: 1..4096.
+  std::size_t blocking_pool_max_threads = 64;
+  // A pool thread that has had nothing to run for this many milliseconds exits;
+  // the most recently idle thread is the next to get work, so a pool that grew
+  // for a burst shrinks back once the burst is over. Accepted: 1..86400000.
+  std::size_t blocking_pool_idle_timeout_ms = 10000;
+  // How long weft::io::Resolve (runtime/io/resolve.h) keeps a successful answer
+  // in milliseconds: lookups of the same name within this time are served from
+  // the cache, without a query. Failures are not cached. 0 = no cache (lookups
+  // made at the same time still share one query). Accepted: 0..86400000.
+  std::size_t resolve_cache_ttl_ms = 5000;
 
   // Options filled from the weft_* gflags. Never parses the command line.
   static RuntimeOptions FromFlags();

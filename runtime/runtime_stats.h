@@ -53,8 +53,27 @@ struct SchedulingGroupStats {
   std::vector<WorkerStats> workers;
 };
 
+// The blocking pool of runtime/blocking.h: the plain threads that run
+// RunBlocking calls and name lookups. Read under the pool's lock, so one
+// snapshot is consistent in itself. The counters start at zero with each
+// StartRuntime.
+struct BlockingPoolStats {
+  std::size_t max_threads = 0;   // RuntimeOptions::blocking_pool_max_threads
+  std::size_t threads = 0;       // pool threads alive now, busy or idle
+  std::size_t idle_threads = 0;  // of those, waiting for work
+  // Tasks accepted and waiting for a thread (all threads busy, max reached).
+  std::size_t queue_depth = 0;
+  std::size_t peak_threads = 0;  // most threads alive at once so far
+  // Tasks whose thread is back from them (a moment after the fiber that
+  // waited for one resumed).
+  std::uint64_t tasks_run = 0;
+  std::uint64_t threads_started = 0;  // threads the pool has created
+  std::uint64_t threads_retired = 0;  // threads that exited after their idle time
+};
+
 struct RuntimeStats {
   std::vector<SchedulingGroupStats> scheduling_groups;
+  BlockingPoolStats blocking_pool;
 };
 
 }  // namespace weft

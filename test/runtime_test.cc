@@ -479,9 +479,10 @@ TEST(DumpRuntimeStats, DescribesEveryGroupAndWorker) {
       << text;
   EXPECT_NE(text.find("group 1 (NUMA node"), std::string::npos) << text;
   EXPECT_NE(text.find("  worker 1: created"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nblocking pool: threads 0 (max 64"), std::string::npos) << text;
   std::size_t lines = 0;
   for (char c : text) lines += c == '\n';
-  EXPECT_EQ(lines, 1u + 2u + 4u) << text;
+  EXPECT_EQ(lines, 1u + 2u + 4u + 1u) << text;  // totals, groups, workers, pool
 }
 
 TEST(DumpRuntimeStats, IsLoggedPeriodicallyWhenAskedTo) {

@@ -150,6 +150,26 @@ void SetNoDelayOn(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+// Connects `stream` to the first of `addresses` that accepts, TCP_NODELAY on.
+std::error_code ConnectToFirst(Stream& stream, const std::vector<Address>& addresses,
+                               Deadline deadline) {
+  std::error_code error;
+  for (const Address& address : addresses) {
+    error = ConnectTo(stream, address, deadline);
+    if (!error) {
+      SetNoDelayOn(stream.fd());
+      return {};
+    }
+    // Another address is worth a try only when this one refused outright.
+    if (error != std::errc::connection_refused && error != std::errc::address_not_available &&
+        error != std::errc::address_family_not_supported &&
+        error != std::errc::network_unreachable) {
+      break;
+    }
+  }
+  return error;
+}
+
 bool OutOfDescriptors(int error) {
   return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
@@ -272,21 +292,21 @@ std::error_code TcpStream::Connect(std::string_view host, std::uint16_t port,
   Close();
   std::vector<Address> addresses;
   if (std::error_code error = ParseHost(host, port, addresses)) return error;
-  std::error_code error;
-  for (const Address& address : addresses) {
-    error = ConnectTo(*this, address, deadline);
-    if (!error) {
-      SetNoDelayOn(fd_);
-      return {};
-    }
-    // Another address is worth a try only when this one refused outright.
-    if (error != std::errc::connection_refused && error != std::errc::address_not_available &&
-        error != std::errc::address_family_not_supported &&
-        error != std::errc::network_unreachable) {
-      break;
-    }
+  return ConnectToFirst(*this, addresses, deadline);
+}
+
+std::error_code TcpStream::Connect(const std::vector<Endpoint>& endpoints,
+                                   Deadline deadline) {
+  Close();
+  std::vector<Address> addresses;
+  for (const Endpoint& endpoint : endpoints) {
+    Address address;
+    address.storage = endpoint.storage;
+    address.length = endpoint.length;
+    addresses.push_back(address);
   }
-  return error;
+  if (addresses.empty()) return std::make_error_code(std::errc::invalid_argument);
+  return ConnectToFirst(*this, addresses, deadline);
 }
 
 std::error_code TcpStream::SetNoDelay(bool on) {

@@ -21,8 +21,8 @@
 //
 // Hosts are IP literals ("127.0.0.1", "::1", "[::1]", "0.0.0.0", "::") or
 // "localhost" (127.0.0.1, then ::1). Other names must be resolved first
-// (runtime/io/resolve.h): a name lookup here would block a worker. An empty
-// host listens on every IPv4 address.
+// (weft::io::Resolve, runtime/io/resolve.h), and the addresses it returns
+// passed to TcpStream::Connect. An empty host listens on every IPv4 address.
 //
 // Calls that may wait take a weft::Deadline last, and block only the calling
 // fiber (or thread); they fail with std::errc::timed_out when it passes and
@@ -52,8 +52,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "runtime/deadline.h"
+#include "runtime/io/resolve.h"
 
 namespace weft::io {
 
@@ -137,6 +139,11 @@ class TcpStream : public Stream {
   // Connects to `host`:`port` (see the top for hosts), closing whatever the
   // stream held. "localhost" tries 127.0.0.1, then ::1 if that was refused.
   std::error_code Connect(std::string_view host, std::uint16_t port, Deadline deadline = {});
+  // Connects to the first of `addresses` (from Resolve) that accepts, in
+  // order, closing whatever the stream held. It moves on to the next address
+  // only when one refuses or cannot be reached, and returns the last error
+  // (std::errc::invalid_argument for an empty list).
+  std::error_code Connect(const std::vector<Endpoint>& addresses, Deadline deadline = {});
 
   // TCP_NODELAY: small writes go at once (on by default for streams made by
   // Connect and TcpListener::Accept: request/response traffic wants it).

@@ -1,6 +1,7 @@
 #include "runtime/machine/runtime_plan.h"
 
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -10,10 +11,14 @@ namespace {
 void CheckRange(const char* option, const char* flag, std::size_t value, std::size_t low,
                 std::size_t high, const char* meaning = "") {
   if (value < low || value > high) {
-    throw std::invalid_argument(std::string("weft: RuntimeOptions::") + option + " (--" +
-                                flag + ") is " + std::to_string(value) +
-                                "; accepted range is " + std::to_string(low) + ".." +
-                                std::to_string(high) + meaning);
+    // A negative number stored into the unsigned field arrives this large.
+    const bool wrapped = value > std::numeric_limits<std::size_t>::max() / 2;
+    throw std::invalid_argument(
+        std::string("weft: RuntimeOptions::") + option + " (--" + flag + ") is " +
+        (wrapped ? "negative (" + std::to_string(value) + " as unsigned)"
+                 : std::to_string(value)) +
+        "; accepted range is " + std::to_string(low) + ".." + std::to_string(high) +
+        meaning + "; set it within that range");
   }
 }
 
@@ -38,6 +43,14 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
   }
   CheckRange("stack_size", "weft_fiber_stack_size", options.stack_size, 16384,
              std::size_t{1} << 30, " bytes");
+  CheckRange("blocking_pool_max_threads", "weft_blocking_pool_max_threads",
+             options.blocking_pool_max_threads, 1, 4096,
+             " threads (the pool needs at least one; each is a plain thread with its own "
+             "stack)");
+  CheckRange("blocking_pool_idle_timeout_ms", "weft_blocking_pool_idle_timeout_ms",
+             options.blocking_pool_idle_timeout_ms, 1, 86'400'000, " ms");
+  CheckRange("resolve_cache_ttl_ms", "weft_resolve_cache_ttl_ms",
+             options.resolve_cache_ttl_ms, 0, 86'400'000, " ms (0 = no cache)");
 }
 
 // WEFT_CHAOS_MIGRATION: unset, empty, 0 or false leave chaos mode to the

@@ -48,6 +48,9 @@ struct RuntimeState {
   std::string layout WEFT_GUARDED_BY(groups_mutex);      // DescribeLayout()
   std::atomic<std::uint64_t> next_id_block{1};
   std::atomic<bool> chaos_migration{false};  // of the running runtime
+  // RuntimeOptions::resolve_cache_ttl_ms of the runtime started last, for the
+  // resolver (runtime/io/), which sits above the runtime and reads it here.
+  std::atomic<std::uint64_t> resolve_cache_ttl_ms{RuntimeOptions().resolve_cache_ttl_ms};
 };
 
 // The one runtime of the process.
