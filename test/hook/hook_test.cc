@@ -4,6 +4,7 @@
 // signals do not surface as EINTR, plain threads and regular files go to the
 // C library, errno survives a fiber moving between workers.
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <dirent.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -658,6 +660,85 @@ TEST(HookMigration, ErrnoIsTheCallersAfterMigrating) {
   EXPECT_EQ(wrong_sleep.load(), 0);
   EXPECT_EQ(wrong_poll.load(), 0);
   EXPECT_GT(moved.load(), 0) << "chaos mode never moved a fiber inside a hooked call";
+}
+
+}  // namespace
+}  // namespace weft
+
+namespace weft {
+namespace {
+
+// Lookups from many fibers that move between workers: each answer is the
+// caller's own (getaddrinfo's list, gethostbyname's per-fiber buffer,
+// gethostbyname_r's buffer), h_errno and errno are set on the thread that
+// returns to the caller.
+TEST(HookDns, LookupsFromMigratingFibersGetTheirOwnAnswers) {
+  RuntimeOptions options = testing::TwoWorkers();
+  options.chaos_migration = true;
+  Runtime runtime(options);
+  constexpr int kFibers = 200;
+  std::atomic<int> good{0}, bad{0};
+  std::vector<Fiber> fibers;
+  for (int f = 0; f < kFibers; ++f) {
+    fibers.emplace_back([&, f] {
+      const in_addr_t loopback = htonl(INADDR_LOOPBACK);
+      if (f % 3 == 0) {
+        addrinfo hints{};
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* list = nullptr;
+        const int code = getaddrinfo("localhost", "80", &hints, &list);
+        const bool ok =
+            code == 0 && list != nullptr &&
+            reinterpret_cast<sockaddr_in*>(list->ai_addr)->sin_addr.s_addr == loopback &&
+            ntohs(reinterpret_cast<sockaddr_in*>(list->ai_addr)->sin_port) == 80;
+        if (list != nullptr) freeaddrinfo(list);
+        (ok ? good : bad).fetch_add(1);
+      } else if (f % 3 == 1) {
+        hostent* host = gethostbyname("localhost");
+        // Yield: another fiber's lookup on this worker must not overwrite it.
+        this_fiber::Yield();
+        const bool ok = host != nullptr && host->h_addrtype == AF_INET &&
+                        host->h_addr_list[0] != nullptr &&
+                        std::memcmp(host->h_addr_list[0], &loopback, 4) == 0;
+        (ok ? good : bad).fetch_add(1);
+      } else {
+        hostent host, *result = nullptr;
+        char buffer[512];
+        int error = -1;
+        const int rc = gethostbyname_r("localhost", &host, buffer, sizeof(buffer), &result,
+                                       &error);
+        const bool ok = rc == 0 && result == &host && error == 0 &&
+                        std::memcmp(host.h_addr_list[0], &loopback, 4) == 0;
+        (ok ? good : bad).fetch_add(1);
+      }
+    });
+  }
+  for (Fiber& fiber : fibers) fiber.Join();
+  EXPECT_EQ(good.load(), kFibers);
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(HookDns, ErrorsAreTheCLibrarys) {
+  Runtime runtime(testing::TwoWorkers());
+  Fiber([] {
+    hostent host, *result = &host;
+    char tiny[4];
+    int error = 0;
+    EXPECT_EQ(gethostbyname_r("localhost", &host, tiny, sizeof(tiny), &result, &error), ERANGE);
+    EXPECT_EQ(result, nullptr);
+    char buffer[512];
+    EXPECT_EQ(gethostbyname_r("name-that-does-not-resolve.invalid", &host, buffer,
+                              sizeof(buffer), &result, &error),
+              0);
+    EXPECT_EQ(result, nullptr);
+    EXPECT_EQ(error, HOST_NOT_FOUND);
+    EXPECT_EQ(gethostbyname("name-that-does-not-resolve.invalid"), nullptr);
+    EXPECT_EQ(h_errno, HOST_NOT_FOUND);
+    addrinfo* list = nullptr;
+    const int code = getaddrinfo("name-that-does-not-resolve.invalid", nullptr, nullptr, &list);
+    EXPECT_TRUE(code == EAI_NONAME || code == EAI_AGAIN) << gai_strerror(code);
+  }).Join();
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "runtime/io/detail/hooked_calls.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -17,6 +19,8 @@
 #include "runtime/deadline.h"
 #include "runtime/detail/errno.h"
 #include "runtime/detail/libc.h"
+#include "runtime/fiber_local.h"
+#include "runtime/io/detail/resolver.h"
 #include "runtime/io/fd.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_worker.h"
@@ -455,16 +459,115 @@ int HookedIoctl(int fd, unsigned long request, void* arg) {
   return rc;
 }
 
+// Name lookups from a fiber go through weft's resolver (runtime/io/detail/
+// resolver.h): the C library's query runs on the blocking pool, from start to
+// end on one thread, so its per-thread resolver state never sees a fiber move;
+// concurrent identical lookups share one query and answers are cached.
 int HookedGetaddrinfo(const char* node, const char* service, const addrinfo* hints,
                       addrinfo** result) {
-  return Libc().getaddrinfo(node, service, hints, result);
+  if (!CallerIsFiber()) return Libc().getaddrinfo(node, service, hints, result);
+  const int saved = Errno();
+  const int code = io::detail::GetAddrInfo(node, service, hints, result, Deadline::Never());
+  if (code != EAI_SYSTEM) SetErrno(saved);
+  return code;
 }
 
-hostent* HookedGethostbyname(const char* name) { return Libc().gethostbyname(name); }
+[[gnu::noinline]] void SetHErrno(int value) {
+  asm volatile("" ::: "memory");
+  h_errno = value;
+}
+
+// gethostbyname_r from the resolver's IPv4 answer: `ret` and the pointers,
+// addresses and names it refers to laid out in `buf`.
+int Gethostbyname(const char* name, hostent* ret, char* buf, size_t buflen, hostent** result,
+                  int* h_errnop) {
+  *result = nullptr;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_CANONNAME;
+  addrinfo* list = nullptr;
+  const int code = io::detail::GetAddrInfo(name, nullptr, &hints, &list, Deadline::Never());
+  if (code != 0) {
+    *h_errnop = code == EAI_AGAIN ? TRY_AGAIN
+                : (code == EAI_NONAME || code == EAI_NODATA || code == EAI_FAMILY)
+                    ? HOST_NOT_FOUND
+                    : NO_RECOVERY;
+    return 0;
+  }
+  std::size_t count = 0;
+  for (const addrinfo* a = list; a != nullptr; a = a->ai_next) ++count;
+  const char* canonical = list->ai_canonname != nullptr ? list->ai_canonname : name;
+  const std::size_t name_size = std::strlen(canonical) + 1;
+  // aliases (one null), address pointers (count + null), addresses, name.
+  const std::size_t pointers = (1 + count + 1) * sizeof(char*);
+  const std::size_t misalign = reinterpret_cast<std::uintptr_t>(buf) % alignof(char*);
+  const std::size_t skip = misalign == 0 ? 0 : alignof(char*) - misalign;
+  if (buflen < skip + pointers + count * sizeof(in_addr) + name_size) {
+    freeaddrinfo(list);
+    *h_errnop = NETDB_INTERNAL;
+    return ERANGE;
+  }
+  char** table = reinterpret_cast<char**>(buf + skip);
+  char* addresses = buf + skip + pointers;
+  char* stored_name = addresses + count * sizeof(in_addr);
+  table[0] = nullptr;  // no aliases
+  char** address_list = table + 1;
+  std::size_t i = 0;
+  for (const addrinfo* a = list; a != nullptr; a = a->ai_next, ++i) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+    std::memcpy(addresses + i * sizeof(in_addr), &in->sin_addr, sizeof(in_addr));
+    address_list[i] = addresses + i * sizeof(in_addr);
+  }
+  address_list[count] = nullptr;
+  std::memcpy(stored_name, canonical, name_size);
+  freeaddrinfo(list);
+  ret->h_name = stored_name;
+  ret->h_aliases = table;
+  ret->h_addrtype = AF_INET;
+  ret->h_length = sizeof(in_addr);
+  ret->h_addr_list = address_list;
+  *result = ret;
+  *h_errnop = 0;
+  return 0;
+}
 
 int HookedGethostbynameR(const char* name, hostent* ret, char* buf, size_t buflen,
                          hostent** result, int* h_errnop) {
-  return Libc().gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  if (!CallerIsFiber()) return Libc().gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  const int saved = Errno();
+  const int rc = Gethostbyname(name, ret, buf, buflen, result, h_errnop);
+  SetErrno(rc == ERANGE ? ERANGE : saved);
+  return rc;
+}
+
+// gethostbyname's answer lives in a buffer of the calling fiber (the C
+// library's is one per process): valid until the fiber's next call or its
+// end, wherever the fiber runs meanwhile. h_errno is set on the thread that
+// returns to the caller.
+struct HostBuffer {
+  hostent host{};
+  std::vector<char> bytes = std::vector<char>(1024);
+};
+FiberLocal<HostBuffer> host_buffer;
+
+hostent* HookedGethostbyname(const char* name) {
+  if (!CallerIsFiber()) return Libc().gethostbyname(name);
+  HostBuffer& buffer = *host_buffer;
+  const int saved = Errno();
+  for (;;) {
+    hostent* result = nullptr;
+    int error = 0;
+    const int rc = Gethostbyname(name, &buffer.host, buffer.bytes.data(), buffer.bytes.size(),
+                                 &result, &error);
+    if (rc == ERANGE) {
+      buffer.bytes.resize(buffer.bytes.size() * 2);
+      continue;
+    }
+    SetErrno(saved);
+    SetHErrno(result != nullptr ? 0 : error);
+    return result;
+  }
 }
 
 weft_hook_functions EntryPoints() {
