@@ -37,6 +37,9 @@ packages=(
   libgmock-dev
   libbenchmark-dev
   gdb
+  libhiredis-dev
+  redis-server
+  libcurl4-openssl-dev
 )
 if ((bench)); then
   packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev)
