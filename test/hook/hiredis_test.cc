@@ -19,7 +19,8 @@ namespace {
 
 // 1000 fibers on 2 workers each BLPOP an empty list with a 1 s timeout: every
 // one returns nil. Without the hooks the workers would serve the BLPOPs one
-// worker-blocking second at a time (benchmark/hook_bench.cc shows both).
+// worker-blocking second at a time (the showcase's W13-blpop-hooked and
+// W13-blpop-unhooked rows, benchmark/redis_bench.cc, show both).
 TEST(HookHiredis, ThousandBlockingPopsOnTwoWorkersAllTimeOut) {
   testing::RedisServer server;
   ASSERT_TRUE(server.ready()) << "redis-server did not start (tools/setup.sh installs it)";
