@@ -37,10 +37,22 @@ weft_hook_table g_table{weft::detail::kHookAbiVersion, sizeof(weft_hook_table), 
                         {nullptr}};
 pthread_once_t g_resolve_once = PTHREAD_ONCE_INIT;
 
-// The next definition of `name` after this library: the C library's (or a
-// sanitizer's interceptor, which calls the C library's).
+// The function behind the hook for `name`: the next definition after this
+// library (the C library's, or a sanitizer's interceptor that comes later and
+// calls the C library's), except that when a sanitizer's interceptor exists but
+// the program binds `name` to this hook (the hook linked statically into a
+// ThreadSanitizer program, whose interceptors are weak symbols the hook
+// overrides), it is that interceptor: the sanitizer then still sees the real
+// calls, and the hook's parking runs outside the interceptor, which is where
+// ThreadSanitizer expects a program's code (inside a blocking interceptor it
+// ignores the synchronization the parking does).
 void* Next(const char* name) {
-  void* found = dlsym(RTLD_NEXT, name);
+  char interceptor_name[64] = "__interceptor_";
+  strncat(interceptor_name, name, sizeof(interceptor_name) - strlen(interceptor_name) - 1);
+  void* interceptor = dlsym(RTLD_DEFAULT, interceptor_name);
+  void* found = interceptor != nullptr && dlsym(RTLD_DEFAULT, name) != interceptor
+                    ? interceptor
+                    : dlsym(RTLD_NEXT, name);
   if (found == nullptr) {
     const char* prefix = "libweft_hook: the C library's ";
     const char* suffix =
