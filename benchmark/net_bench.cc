@@ -37,8 +37,6 @@
 // before the first connection, per connection (W12-rss), and its CPU time
 // over the 2 s per wall second (W12-idle). Kernel memory (socket buffers,
 // descriptors) is in neither side's RSS.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -228,20 +226,6 @@ void StopServer(std::unique_ptr<Server>& server, const std::string& measurement)
   server.reset();
 }
 
-// Children inherit the limit: W12's servers hold 10k connections.
-std::string RaiseDescriptorLimit(int connections) {
-  const rlim_t needed = static_cast<rlim_t>(connections) + 256;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return "getrlimit(RLIMIT_NOFILE) failed";
-  if (limit.rlim_cur >= needed) return "";
-  if (limit.rlim_max < needed) {
-    return "RLIMIT_NOFILE's hard limit " + std::to_string(limit.rlim_max) +
-           " is below the " + std::to_string(needed) + " descriptors a server needs";
-  }
-  limit.rlim_cur = needed;
-  return setrlimit(RLIMIT_NOFILE, &limit) == 0 ? "" : "setrlimit(RLIMIT_NOFILE) failed";
-}
-
 // Runs weft_net_load with `arguments` for at most `timeout` and returns its
 // `name value` lines in *figures; "" or what went wrong.
 std::string RunLoadTool(const std::vector<std::string>& arguments,
@@ -359,7 +343,7 @@ void MeasureEcho(::benchmark::State& state, Contender contender, const Sizes& si
 void MeasureIdle(::benchmark::State& state, Contender contender, const Sizes& sizes) {
   const Launch launch = EchoLaunch(contender);
   if (!Prerequisites(state, launch, true)) return;
-  if (const std::string error = RaiseDescriptorLimit(sizes.idle_connections);
+  if (const std::string error = bench::net::RaiseDescriptorLimit(sizes.idle_connections);
       !error.empty()) {
     return state.SkipWithError(error.c_str());
   }

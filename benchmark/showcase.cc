@@ -55,6 +55,8 @@ const char* ContenderName(Contender contender) {
       return "asio";
     case Contender::kEpoll:
       return "epoll";
+    case Contender::kRedisBenchmark:
+      return "redis-benchmark";
   }
   return "?";
 }

@@ -38,6 +38,9 @@ enum class Contender {
   kNginx,
   kAsio,
   kEpoll,
+  // Debian's redis-benchmark (W13, redis_bench.cc), driving a redis-server
+  // started for the measurement, as weft's hooked hiredis clients drive theirs.
+  kRedisBenchmark,
 };
 
 // The name printed in the `workload runtime value unit` lines.
@@ -177,6 +180,7 @@ void AddResourceMeasurements(const Scale& scale);       // W7, W8
 void AddFanOutMeasurements(const Scale& scale);         // W9
 void AddContentionMeasurements(const Scale& scale);     // C1-C5
 void AddNetMeasurements(const Scale& scale);            // W10, W11, W12
+void AddRedisMeasurements(const Scale& scale);          // W13
 
 // Measurements that must run alone in a fresh process of this program (an idle
 // runtime's CPU use, resident memory, the first run of a workload in a process:

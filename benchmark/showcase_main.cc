@@ -1,9 +1,10 @@
 // weft_showcase: the workload runner. Runs the workloads of docs/benchmarks.md
-// (W0-W12) and the contention family (C1-C5, contention_bench.cc) on weft and its
+// (W0-W13) and the contention family (C1-C5, contention_bench.cc) on weft and its
 // peers (Boost.Fiber and std::thread in this process, Go goroutines through
 // benchmark/peers/go when --go_peer names its program; for the network servers
 // W10-W12, server processes: weft's examples, Go, nginx, Asio, an epoll loop,
-// net_bench.cc), then prints one
+// net_bench.cc; for W13, hooked hiredis against redis-benchmark, each driving a
+// redis-server of its own, redis_bench.cc), then prints one
 // `workload runtime value unit` line per figure and a table that compares them
 // and checks weft's targets (showcase_report.h). --results_csv / --results_json
 // keep the figures for tools/plot_benchmarks.sh.
@@ -256,6 +257,7 @@ int Run(const bench::Mode& mode) {
   AddContentionMeasurements(scale);
   SetGoPeerProgram(FLAGS_go_peer);
   AddNetMeasurements(scale);
+  AddRedisMeasurements(scale);
   if (!FLAGS_child.empty()) return RunChild(FLAGS_child);
   RegisterMeasurements();
 
@@ -301,9 +303,10 @@ int Run(const bench::Mode& mode) {
 int main(int argc, char** argv) {
   weft::bench::Program program;
   program.about =
-      "weft_showcase: every workload of docs/benchmarks.md (W0-W12) and the contention\n"
+      "weft_showcase: every workload of docs/benchmarks.md (W0-W13) and the contention\n"
       "family (C1-C5) on weft, Boost.Fiber, std::thread and Go, side by side; the\n"
-      "network servers (W10-W12) also on nginx, Asio and an epoll loop.\n";
+      "network servers (W10-W12) also on nginx, Asio and an epoll loop; hooked hiredis\n"
+      "(W13) against redis-benchmark.\n";
   program.quick = "shrink every workload so that the run takes about a minute";
   program.smoke =
       "tiny sizes: check that every workload completes with the right answer\n"

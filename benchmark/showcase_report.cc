@@ -56,6 +56,8 @@ const char* ColumnLabel(Contender contender) {
       return "Asio";
     case Contender::kEpoll:
       return "epoll loop";
+    case Contender::kRedisBenchmark:
+      return "redis-benchmark";
   }
   return "?";
 }
@@ -76,6 +78,8 @@ const char* ShortLabel(Contender contender) {
       return "asio";
     case Contender::kEpoll:
       return "epoll";
+    case Contender::kRedisBenchmark:
+      return "redis-bench";
     default:
       return "?";
   }
@@ -85,9 +89,9 @@ const char* ShortLabel(Contender contender) {
 constexpr Contender kPeers[] = {Contender::kBoostFiber,
                                 Contender::kBoostFiberWorkStealing, Contender::kThreads,
                                 Contender::kGo};
-// Shown only when a network workload (W10-W12) measured them.
+// Shown only when a network workload (W10-W13) measured them.
 constexpr Contender kServerPeers[] = {Contender::kNginx, Contender::kAsio,
-                                      Contender::kEpoll};
+                                      Contender::kEpoll, Contender::kRedisBenchmark};
 
 // Columns are padded by what the terminal shows, not by bytes: µ, × and ≤ take
 // one column but several bytes of UTF-8.
@@ -253,7 +257,9 @@ void Comparison::PrintTable(std::FILE* out) const {
     std::fprintf(out,
                  "W10-W12 (servers, 2 workers or threads each): nginx = 2 worker "
                  "processes, asio = an io_context per thread, epoll = a hand-written "
-                 "epoll loop per thread; go = GOMAXPROCS 2.\n");
+                 "epoll loop per thread; go = GOMAXPROCS 2. W13: redis-bench = "
+                 "redis-benchmark against a redis-server like weft's hiredis "
+                 "fibers' (2 workers).\n");
   }
   const bool any_not_measured =
       std::any_of(results_.begin(), results_.end(),

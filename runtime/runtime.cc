@@ -27,6 +27,7 @@
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
 #include "runtime/scheduling_group/timer_worker.h"
+#include "runtime/io/detail/hooked_calls.h"
 
 namespace weft {
 namespace {
@@ -70,6 +71,9 @@ void StartRuntime(const RuntimeOptions& options) {
     detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
     detail::CreateGroups(options, plan.layout, plan.groups, plan.chaos_migration, &state);
   }
+  // A hook library in the process (hook/) sends fibers' blocking calls here
+  // from now on.
+  detail::AttachHooks();
   for (auto& group : state.groups) group->Start();
   detail::BlockingPool::Global().Open(
       options.blocking_pool_max_threads,

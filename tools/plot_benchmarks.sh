@@ -27,8 +27,9 @@ mkdir -p "${outdir}"
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
 
-# The network servers' peers (nginx, asio, epoll) are measured on W10-W12 only.
-peers=(boost.fiber boost.fiber-ws std.thread go nginx asio epoll)
+# The network servers' peers (nginx, asio, epoll) are measured on W10-W12 only,
+# redis-benchmark on W13 only.
+peers=(boost.fiber boost.fiber-ws std.thread go nginx asio epoll redis-benchmark)
 
 # advantage.dat: workload, then weft's advantage over each peer ("?" = not measured).
 awk -F, -v peers="${peers[*]}" '
@@ -98,7 +99,8 @@ plot "${work}/advantage.dat" using 2:xtic(1) title "Boost.Fiber 1 thread", \
      "" using 5 title "Go", \
      "" using 6 title "nginx", \
      "" using 7 title "Asio", \
-     "" using 8 title "epoll loop"
+     "" using 8 title "epoll loop", \
+     "" using 9 title "redis-benchmark"
 GNUPLOT
   echo "plot_benchmarks: wrote ${outdir}/advantage.png"
 fi

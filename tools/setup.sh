@@ -4,7 +4,10 @@
 # nothing and returns in well under a second. --bench adds what only the
 # side-by-side benchmarks use: Go (the goroutine peer), gnuplot (the charts), and
 # for the network servers (W10-W12) wrk (the HTTP load generator), nginx (the
-# HTTP peer) and standalone Asio (the echo server peer, header-only).
+# HTTP peer) and standalone Asio (the echo server peer, header-only), and for
+# W13 redis-tools (redis-benchmark, the peer of the hooked hiredis clients; the
+# redis-server both drive and libhiredis-dev are in the base list, the hook
+# tests use them).
 #
 # Usage: tools/setup.sh [--bench]   (as root when something is missing)
 set -euo pipefail
@@ -37,9 +40,12 @@ packages=(
   libgmock-dev
   libbenchmark-dev
   gdb
+  libhiredis-dev
+  redis-server
+  libcurl4-openssl-dev
 )
 if ((bench)); then
-  packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev)
+  packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev redis-tools)
 fi
 
 missing=()

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The workload runner: installs what is missing (Go, gnuplot, and for the
-# network servers wrk, nginx and Asio included), builds the release kind and the
-# Go peer, runs every workload (W0-W12 and the contention family C1-C5,
-# described in docs/benchmarks.md) on weft and its peers (Boost.Fiber,
-# std::thread, Go; nginx, Asio and an epoll loop for W10-W12) and prints them
-# side by side. The figures are
+# network servers wrk, nginx, Asio and redis-benchmark included), builds the
+# release kind and the Go peer, runs every workload (W0-W13 and the contention
+# family C1-C5, described in docs/benchmarks.md) on weft and its peers
+# (Boost.Fiber, std::thread, Go; nginx, Asio and an epoll loop for W10-W12;
+# redis-benchmark for W13) and prints them side by side. The figures are
 # also written to build/release/benchmark/results/ as results.csv and
 # results.json, with the charts advantage.png and times.png.
 #

@@ -221,6 +221,123 @@ class NginxServer : public Server {
   std::unique_ptr<Subprocess> process_;
 };
 
+// A fresh directory under $TMPDIR (or /tmp) named <prefix>-XXXXXX; "" and
+// *error if it cannot be made.
+std::string TemporaryDirectory(const std::string& prefix, std::string* error) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    *error = SystemError("mkdtemp(" + pattern + ")");
+    return "";
+  }
+  return pattern;
+}
+
+// Sends PING to 127.0.0.1:port and waits for +PONG until `deadline`. Returns
+// "" or what went wrong (a refused connection among others: the server may not
+// be listening yet).
+std::string PingRedis(int port, Clock::time_point deadline) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return SystemError("socket");
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  server.sin_port = htons(static_cast<std::uint16_t>(port));
+  auto await = [&](short events) {
+    pollfd ready{fd, events, 0};
+    return poll(&ready, 1, MillisecondsUntil(deadline)) == 1;
+  };
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof(server)) != 0) {
+    if (errno != EINPROGRESS) return SystemError("connect");
+    if (!await(POLLOUT)) return "connect timed out";
+    int failure = 0;
+    socklen_t length = sizeof(failure);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length);
+    if (failure != 0) {
+      errno = failure;
+      return SystemError("connect");
+    }
+  }
+  constexpr char kPing[] = "PING\r\n";
+  if (send(fd, kPing, sizeof(kPing) - 1, MSG_NOSIGNAL) != sizeof(kPing) - 1)
+    return SystemError("send PING");
+  std::string answer;
+  while (answer.find("\r\n") == std::string::npos) {
+    if (!await(POLLIN)) return "no answer to PING";
+    char buffer[64];
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n == 0) return "closed the connection before answering PING";
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return SystemError("recv");
+    if (n > 0) answer.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (answer != "+PONG\r\n") return "answered PING with \"" + answer.substr(0, 40) + "\"";
+  return "";
+}
+
+class RedisServer : public Server {
+ public:
+  RedisServer(std::string directory, int port)
+      : directory_(std::move(directory)), port_(port) {}
+  ~RedisServer() override { Stop(); }
+
+  int port() const override { return port_; }
+  pid_t pid() const override { return process_ ? process_->pid() : -1; }
+
+  std::string Stop() override {
+    std::string outcome;
+    if (process_) outcome = process_->Stop();
+    process_.reset();
+    if (!directory_.empty()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(directory_, ignored);
+      directory_.clear();
+    }
+    return outcome;
+  }
+
+  // Starts redis-server and waits until it answers PING. Returns "" or what
+  // went wrong.
+  std::string Start(const std::string& redis_server) {
+    const std::string log = directory_ + "/redis.log";
+    std::string error;
+    process_ = Subprocess::Start(
+        {{redis_server, "--port", std::to_string(port_), "--bind", "127.0.0.1",
+          "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", directory_,
+          "--logfile", log, "--maxclients", "4000"}},
+        &error);
+    if (!process_) return error;
+    const Clock::time_point deadline = Clock::now() + kStartTimeout;
+    for (;;) {
+      const std::string refused =
+          PingRedis(port_, std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+      if (refused.empty()) return "";
+      pollfd ended{process_->exit_fd(), POLLIN, 0};
+      if (poll(&ended, 1, 10) == 1) {
+        process_->Wait(Clock::now() + std::chrono::seconds(1));
+        error = "redis-server " + process_->DescribeEnd();
+        break;
+      }
+      if (Clock::now() >= deadline) {
+        error = "redis-server did not answer PING within " +
+                std::to_string(kStartTimeout.count()) + " s (" + refused + ")";
+        break;
+      }
+    }
+    const std::string last = LastLines(log, 3);
+    return error + (last.empty() ? "" : " (redis.log: " + last + ")");
+  }
+
+ private:
+  std::string directory_;
+  int port_;
+  std::unique_ptr<Subprocess> process_;
+};
+
 }  // namespace
 
 std::unique_ptr<Server> StartListeningServer(const Subprocess::Command& command,
@@ -240,17 +357,23 @@ std::unique_ptr<Server> StartListeningServer(const Subprocess::Command& command,
 
 std::unique_ptr<Server> StartNginx(const std::string& nginx, int workers,
                                    std::string* error) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/weft-nginx-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    *error = SystemError("mkdtemp(" + pattern + ")");
-    return nullptr;
-  }
+  const std::string directory = TemporaryDirectory("weft-nginx", error);
+  if (directory.empty()) return nullptr;
   const int port = FreePort(error);
-  auto server = std::make_unique<NginxServer>(pattern, port);
+  auto server = std::make_unique<NginxServer>(directory, port);
   if (port == 0) return nullptr;
   *error = server->Start(nginx, workers);
+  if (!error->empty()) return nullptr;
+  return server;
+}
+
+std::unique_ptr<Server> StartRedis(const std::string& redis_server, std::string* error) {
+  const std::string directory = TemporaryDirectory("weft-redis", error);
+  if (directory.empty()) return nullptr;
+  const int port = FreePort(error);
+  auto server = std::make_unique<RedisServer>(directory, port);
+  if (port == 0) return nullptr;
+  *error = server->Start(redis_server);
   if (!error->empty()) return nullptr;
   return server;
 }

@@ -54,6 +54,13 @@ std::unique_ptr<Server> StartListeningServer(const Subprocess::Command& command,
 std::unique_ptr<Server> StartNginx(const std::string& nginx, int workers,
                                    std::string* error);
 
+// Starts redis-server (the program at `redis_server`) on a free port of
+// 127.0.0.1, without persistence, with its working directory and log file in a
+// fresh temporary directory that is removed when the server is stopped, and
+// --maxclients 4000. Returns nullptr and sets *error if it does not start, or
+// does not answer PING within kStartTimeout.
+std::unique_ptr<Server> StartRedis(const std::string& redis_server, std::string* error);
+
 // Sends one `GET / HTTP/1.1` to 127.0.0.1:port and checks the answer: status
 // 200 and the body "Hello, World!". Returns "" or what is wrong. Waits up to
 // `timeout`.

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -286,6 +287,19 @@ bool Subprocess::ReadToEnd(Clock::time_point deadline, std::string* output,
     if (timed_out) *error = program_ + " did not finish in time";
     return !timed_out;
   }
+}
+
+std::string RaiseDescriptorLimit(int connections) {
+  const rlim_t needed = static_cast<rlim_t>(connections) + 256;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return "getrlimit(RLIMIT_NOFILE) failed";
+  if (limit.rlim_cur >= needed) return "";
+  if (limit.rlim_max < needed) {
+    return "RLIMIT_NOFILE's hard limit " + std::to_string(limit.rlim_max) +
+           " is below the " + std::to_string(needed) + " descriptors a server needs";
+  }
+  limit.rlim_cur = needed;
+  return setrlimit(RLIMIT_NOFILE, &limit) == 0 ? "" : "setrlimit(RLIMIT_NOFILE) failed";
 }
 
 }  // namespace weft::bench::net

@@ -96,6 +96,11 @@ std::string ExecutableDirectory();
 // Whether `path` is an executable regular file.
 bool IsExecutable(const std::string& path);
 
+// Raises this process's soft RLIMIT_NOFILE, which children inherit, to
+// `connections` + 256 descriptors if it is lower: a server or client holding
+// that many connections needs them. Returns "" or why it cannot.
+std::string RaiseDescriptorLimit(int connections);
+
 }  // namespace weft::bench::net
 
 #endif  // WEFT_BENCHMARK_NET_SUBPROCESS_H_

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "runtime/detail/errno.h"
+#include "runtime/detail/libc.h"
+#include "runtime/io/detail/hooked_calls.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/io_poller.h"
@@ -25,6 +27,7 @@ namespace weft::io {
 namespace {
 
 using detail::DescriptorState;
+using detail::Libc;
 using detail::IoDirection;
 using detail::IoPoller;
 using detail::IoWaiter;
@@ -60,12 +63,28 @@ Waiter* CancelWaitersLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock) {
   return list;
 }
 
+// What a descriptor's user asked for, as the hooks show it back (the
+// descriptor_table.h fields of the same names).
+struct UserView {
+  bool nonblocking = false;
+  std::int64_t receive_timeout_ns = 0;
+  std::int64_t send_timeout_ns = 0;
+};
+
+std::int64_t SocketTimeoutNs(int fd, int option) {
+  timeval value{};
+  socklen_t len = sizeof(value);
+  if (getsockopt(fd, SOL_SOCKET, option, &value, &len) != 0) return 0;
+  return std::int64_t{value.tv_sec} * 1'000'000'000 + std::int64_t{value.tv_usec} * 1'000;
+}
+
 // Starts a new generation of `fd` in its slot: non-blocking already, and
 // registered with the caller's poller when it can be polled. With
 // `known_new` (a descriptor just made by socket or accept) whatever the slot
 // held is stale: its number was closed behind weft's back and reused.
 // Returns 0 or an errno.
-int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool known_new) {
+int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool known_new,
+             const UserView& view = {}) {
   slot.lock.lock();
   const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
   if ((word & DescriptorState::kOpen) != 0 && !known_new) {
@@ -94,6 +113,9 @@ int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool 
   if (error == 0) {
     slot.pollable = pollable;
     slot.is_socket = is_socket;
+    slot.user_nonblocking.store(view.nonblocking, std::memory_order_relaxed);
+    slot.receive_timeout_ns.store(view.receive_timeout_ns, std::memory_order_relaxed);
+    slot.send_timeout_ns.store(view.send_timeout_ns, std::memory_order_relaxed);
     slot.word.store((std::uint64_t{generation} << 32) | DescriptorState::kOpen,
                     std::memory_order_release);
   } else {
@@ -106,16 +128,26 @@ int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool 
 
 // First use of a descriptor that weft did not make: checks that it is open,
 // makes it non-blocking and registers it. Returns 0 or an errno.
+// The mode and socket timeouts it had are kept as the user's view (hook/).
 int OpenExisting(int fd, DescriptorState& slot) {
-  const int flags = fcntl(fd, F_GETFL);
+  const int flags = Libc().fcntl(fd, F_GETFL, nullptr);
   if (flags < 0) return detail::Errno();
   struct stat st;
   if (fstat(fd, &st) != 0) return detail::Errno();
   const bool pollable = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
-  if (pollable && (flags & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+  UserView view;
+  view.nonblocking = (flags & O_NONBLOCK) != 0;
+  if (S_ISSOCK(st.st_mode)) {
+    view.receive_timeout_ns = SocketTimeoutNs(fd, SO_RCVTIMEO);
+    view.send_timeout_ns = SocketTimeoutNs(fd, SO_SNDTIMEO);
+  }
+  if (pollable && (flags & O_NONBLOCK) == 0 &&
+      Libc().fcntl(fd, F_SETFL,
+                   reinterpret_cast<void*>(static_cast<std::intptr_t>(flags | O_NONBLOCK))) !=
+          0) {
     return detail::Errno();
   }
-  return OpenSlot(fd, slot, S_ISSOCK(st.st_mode), pollable, /*known_new=*/false);
+  return OpenSlot(fd, slot, S_ISSOCK(st.st_mode), pollable, /*known_new=*/false, view);
 }
 
 // The caller's close of the descriptor, once no call uses it any more.
@@ -131,7 +163,7 @@ void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation) {
   }
   slot.lock.unlock();
   // Linux closes the descriptor even when close(2) reports EINTR.
-  ::close(fd);
+  Libc().close(fd);
 }
 
 // One call's use of a descriptor: while it lasts, Close() cannot release the
@@ -393,7 +425,7 @@ int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
   for (;;) {
     use.Snapshot(direction);
     pollfd probe{fd, events, 0};
-    const int ready = ::poll(&probe, 1, 0);
+    const int ready = Libc().poll(&probe, 1, 0);
     if (ready > 0 || !use.pollable()) {
       // Waiting did not consume anything: the next waiter looks too.
       use.PassOn(direction);
@@ -414,7 +446,7 @@ int Socket(int domain, int type, int protocol) {
   if (fd < 0) return -1;
   if (const int error = OpenSlot(fd, detail::DescriptorSlot(fd), /*is_socket=*/true,
                                  /*pollable=*/true, /*known_new=*/true)) {
-    ::close(fd);
+    Libc().close(fd);
     detail::SetErrno(error);
     return -1;
   }
@@ -424,13 +456,13 @@ int Socket(int domain, int type, int protocol) {
 int Accept(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
   const ssize_t fd = Transfer(listen_fd, IoDirection::kRead, deadline, false, [&](Use&) {
     return static_cast<ssize_t>(
-        ::accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
   });
   if (fd < 0) return -1;
   const int accepted = static_cast<int>(fd);
   if (const int error = OpenSlot(accepted, detail::DescriptorSlot(accepted),
                                  /*is_socket=*/true, /*pollable=*/true, /*known_new=*/true)) {
-    ::close(accepted);
+    Libc().close(accepted);
     detail::SetErrno(error);
     return -1;
   }
@@ -442,7 +474,7 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
   if (!use.ok()) return -1;
   auto backoff = std::chrono::milliseconds(1);
   for (;;) {
-    if (::connect(fd, addr, len) == 0) return 0;
+    if (Libc().connect(fd, addr, len) == 0) return 0;
     const int error = detail::Errno();
     if (error == EAGAIN && addr != nullptr && addr->sa_family == AF_UNIX) {
       // A Unix-domain listener's backlog is full; there is no edge to wait
@@ -466,7 +498,7 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
   for (;;) {
     use.Snapshot(IoDirection::kWrite);
     pollfd probe{fd, POLLOUT, 0};
-    const int ready = ::poll(&probe, 1, 0);
+    const int ready = Libc().poll(&probe, 1, 0);
     if (ready > 0) {
       int so_error = 0;
       socklen_t so_len = sizeof(so_error);
@@ -487,26 +519,26 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
 
 ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
   return Transfer(fd, IoDirection::kRead, deadline, false,
-                  [&](Use&) { return ::read(fd, buf, n); });
+                  [&](Use&) { return Libc().read(fd, buf, n); });
 }
 
 ssize_t ReadV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
   return Transfer(fd, IoDirection::kRead, deadline, false,
-                  [&](Use&) { return ::readv(fd, iov, iovcnt); });
+                  [&](Use&) { return Libc().readv(fd, iov, iovcnt); });
 }
 
 ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
   const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
   if ((flags & MSG_WAITALL) == 0 || dont_wait) {
     return Transfer(fd, IoDirection::kRead, deadline, dont_wait,
-                    [&](Use&) { return ::recv(fd, buf, n, flags); });
+                    [&](Use&) { return Libc().recv(fd, buf, n, flags); });
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
   std::size_t done = 0;
   while (done < n) {
     const ssize_t got =
         Transfer(fd, IoDirection::kRead, deadline, false, [&](Use&) {
-          return ::recv(fd, static_cast<char*>(buf) + done, n - done, flags);
+          return Libc().recv(fd, static_cast<char*>(buf) + done, n - done, flags);
         });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     if (got == 0) break;
@@ -518,19 +550,19 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
 ssize_t RecvFrom(int fd, void* buf, std::size_t n, int flags, sockaddr* addr,
                  socklen_t* len, Deadline deadline) {
   return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&) { return ::recvfrom(fd, buf, n, flags, addr, len); });
+                  [&](Use&) { return Libc().recvfrom(fd, buf, n, flags, addr, len); });
 }
 
 ssize_t RecvMsg(int fd, msghdr* msg, int flags, Deadline deadline) {
   return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&) { return ::recvmsg(fd, msg, flags); });
+                  [&](Use&) { return Libc().recvmsg(fd, msg, flags); });
 }
 
 ssize_t Write(int fd, const void* buf, std::size_t n, Deadline deadline) {
   const auto* bytes = static_cast<const char*>(buf);
   return WriteAll(fd, n, deadline, false, [&](Use& use, std::size_t done) {
-    if (use.is_socket()) return ::send(fd, bytes + done, n - done, MSG_NOSIGNAL);
-    return WithoutSigpipe([&] { return ::write(fd, bytes + done, n - done); });
+    if (use.is_socket()) return Libc().send(fd, bytes + done, n - done, MSG_NOSIGNAL);
+    return WithoutSigpipe([&] { return Libc().write(fd, bytes + done, n - done); });
   });
 }
 
@@ -544,9 +576,9 @@ ssize_t WriteV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
                       msghdr msg{};
                       msg.msg_iov = const_cast<iovec*>(rest);
                       msg.msg_iovlen = static_cast<std::size_t>(count);
-                      return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+                      return Libc().sendmsg(fd, &msg, MSG_NOSIGNAL);
                     }
-                    return WithoutSigpipe([&] { return ::writev(fd, rest, count); });
+                    return WithoutSigpipe([&] { return Libc().writev(fd, rest, count); });
                   });
 }
 
@@ -554,7 +586,7 @@ ssize_t Send(int fd, const void* buf, std::size_t n, int flags, Deadline deadlin
   const auto* bytes = static_cast<const char*>(buf);
   return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
                   [&](Use&, std::size_t done) {
-                    return ::send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
+                    return Libc().send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
                   });
 }
 
@@ -563,7 +595,7 @@ ssize_t SendTo(int fd, const void* buf, std::size_t n, int flags, const sockaddr
   const auto* bytes = static_cast<const char*>(buf);
   return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
                   [&](Use&, std::size_t done) {
-                    return ::sendto(fd, bytes + done, n - done, flags | MSG_NOSIGNAL, addr,
+                    return Libc().sendto(fd, bytes + done, n - done, flags | MSG_NOSIGNAL, addr,
                                     len);
                   });
 }
@@ -583,7 +615,7 @@ ssize_t SendMsg(int fd, const msghdr* msg, int flags, Deadline deadline) {
                       rest.msg_control = nullptr;
                       rest.msg_controllen = 0;
                     }
-                    return ::sendmsg(fd, &rest, flags | MSG_NOSIGNAL);
+                    return Libc().sendmsg(fd, &rest, flags | MSG_NOSIGNAL);
                   });
 }
 
@@ -601,7 +633,7 @@ int Close(int fd) {
   for (;;) {
     if ((word & DescriptorState::kOpen) == 0) {
       // Not weft's: close it as it is.
-      if (::close(fd) != 0 && detail::Errno() != EINTR) return -1;
+      if (Libc().close(fd) != 0 && detail::Errno() != EINTR) return -1;
       return 0;
     }
     if ((word & DescriptorState::kClosing) != 0) {
@@ -628,3 +660,13 @@ int Close(int fd) {
 }
 
 }  // namespace weft::io
+
+namespace weft::detail {
+
+int AdoptDescriptor(int fd) {
+  DescriptorState& slot = DescriptorSlot(fd);
+  if ((slot.word.load(std::memory_order_acquire) & DescriptorState::kOpen) != 0) return 0;
+  return io::OpenExisting(fd, slot);
+}
+
+}  // namespace weft::detail

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "runtime/detail/errno.h"
+#include "runtime/detail/libc.h"
 #include "runtime/io/fd.h"
 #include "runtime/this_fiber.h"
 
@@ -446,9 +447,9 @@ std::error_code UnixListener::Listen(std::string_view path, int backlog) {
     const bool is_socket = ::lstat(file.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
     const int probe =
         is_socket ? ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) : -1;
-    const bool refused = probe >= 0 && ::connect(probe, address.get(), address.length) != 0 &&
+    const bool refused = probe >= 0 && detail::Libc().connect(probe, address.get(), address.length) != 0 &&
                          detail::Errno() == ECONNREFUSED;
-    if (probe >= 0) ::close(probe);
+    if (probe >= 0) detail::Libc().close(probe);
     if (refused) {
       ::unlink(file.c_str());
       bound = ::bind(fd, address.get(), address.length);

@@ -71,6 +71,16 @@ struct DescriptorState {
   // published); read by the calls that use it.
   bool pollable = false;
   bool is_socket = false;
+  // What the syscall hooks (hook/) show the user of a descriptor weft made
+  // non-blocking: whether the user asked for non-blocking calls (then the
+  // hooked calls fail with EAGAIN as the C library's would), and the
+  // SO_RCVTIMEO / SO_SNDTIMEO the user set (nanoseconds, 0 = none), which the
+  // hooked calls turn into deadlines. Set when the descriptor is opened (from
+  // its flags and options as weft found them) and by the hooked fcntl, ioctl
+  // and setsockopt.
+  std::atomic<bool> user_nonblocking{false};
+  std::atomic<std::int64_t> receive_timeout_ns{0};
+  std::atomic<std::int64_t> send_timeout_ns{0};
 };
 
 // The slot of descriptor `fd` (>= 0), created on first use. Slots are never

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "runtime/detail/check.h"
+#include "runtime/detail/libc.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/wait_queue.h"
@@ -40,8 +41,8 @@ IoPoller::IoPoller() {
 }
 
 IoPoller::~IoPoller() {
-  close(event_fd_);
-  close(epoll_fd_);
+  Libc().close(event_fd_);
+  Libc().close(epoll_fd_);
 }
 
 int IoPoller::Register(int fd, std::uint32_t generation) {
@@ -114,7 +115,7 @@ std::size_t IoPoller::Poll(int timeout_ms, SchedulingGroup* group, FiberEntity**
     const std::uint64_t data = events[i].data.u64;
     if (data == kInterruptToken) {
       std::uint64_t count;
-      while (read(event_fd_, &count, sizeof(count)) > 0) {
+      while (Libc().read(event_fd_, &count, sizeof(count)) > 0) {
       }
       continue;
     }
@@ -147,7 +148,7 @@ void IoPoller::Interrupt() {
   const std::uint64_t one = 1;
   // A full counter (it never is: every poll drains it) would fail with EAGAIN,
   // and a poll would be due anyway.
-  [[maybe_unused]] const ssize_t written = write(event_fd_, &one, sizeof(one));
+  [[maybe_unused]] const ssize_t written = Libc().write(event_fd_, &one, sizeof(one));
 }
 
 IoPoller& FallbackPoller() {

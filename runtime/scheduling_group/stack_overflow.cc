@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -40,7 +41,9 @@ class SignalMessage {
   void Write() const {
     std::size_t done = 0;
     while (done < length_) {
-      const ssize_t n = write(STDERR_FILENO, buffer_ + done, length_ - done);
+      // The system call itself: the syscall hooks (hook/) must not see a
+      // write made from a signal handler on a fiber's overflowed stack.
+      const ssize_t n = syscall(SYS_write, STDERR_FILENO, buffer_ + done, length_ - done);
       if (n <= 0) return;
       done += static_cast<std::size_t>(n);
     }
