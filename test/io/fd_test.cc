@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/detail/errno.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
 #include "runtime/scheduling_group/descriptor_table.h"
@@ -79,12 +80,12 @@ TEST_P(EchoTest, EveryByteComesBackInOrder) {
   Actor acceptor(server(), [&] {
     for (std::size_t c = 0; c < connections; ++c) {
       const int fd = io::Accept(listener, nullptr, nullptr);
-      ASSERT_GE(fd, 0) << std::strerror(errno);
+      ASSERT_GE(fd, 0) << std::strerror(detail::Errno());
       servers.push_back(std::make_unique<Actor>(server(), [&, fd] {
         char buf[65536];
         for (;;) {
           const ssize_t n = io::Read(fd, buf, sizeof(buf));
-          ASSERT_GE(n, 0) << std::strerror(errno);
+          ASSERT_GE(n, 0) << std::strerror(detail::Errno());
           if (n == 0) break;
           ASSERT_EQ(io::Write(fd, buf, static_cast<std::size_t>(n)), n);
           echoed += static_cast<std::size_t>(n);
@@ -97,7 +98,7 @@ TEST_P(EchoTest, EveryByteComesBackInOrder) {
   for (std::size_t c = 0; c < connections; ++c) {
     clients.push_back(std::make_unique<Actor>(client(), [&, c] {
       const int fd = ConnectTo(port);
-      ASSERT_GE(fd, 0) << std::strerror(errno);
+      ASSERT_GE(fd, 0) << std::strerror(detail::Errno());
       for (std::size_t r = 0; r < rounds; ++r) {
         const std::size_t size = std::size_t{1} << ((r + c) % 19);  // 1 B .. 256 KiB
         const std::string sent = Message(size, r + c);
@@ -108,7 +109,8 @@ TEST_P(EchoTest, EveryByteComesBackInOrder) {
                     static_cast<ssize_t>(sent.size()));
         });
         std::string received(size, '\0');
-        ASSERT_TRUE(ReadExactly(fd, received.data(), size)) << std::strerror(errno);
+        ASSERT_TRUE(ReadExactly(fd, received.data(), size))
+            << std::strerror(detail::Errno());
         writer.Join();
         ASSERT_EQ(received, sent) << "round " << r;
       }
@@ -163,7 +165,8 @@ void InFiber(F&& body) {
     std::uint32_t echo = 0;
     std::size_t got = 0;
     while (got < sizeof(echo)) {
-      const ssize_t r = ::read(fds[i], reinterpret_cast<char*>(&echo) + got, sizeof(echo) - got);
+      const ssize_t r =
+          ::read(fds[i], reinterpret_cast<char*>(&echo) + got, sizeof(echo) - got);
       if (r <= 0) _exit(4);
       got += static_cast<std::size_t>(r);
     }
@@ -193,7 +196,7 @@ TEST_P(FdTest, TenThousandConcurrentConnections) {
   Fiber acceptor([&] {
     for (std::size_t c = 0; c < connections; ++c) {
       const int fd = io::Accept(listener, nullptr, nullptr);
-      ASSERT_GE(fd, 0) << std::strerror(errno);
+      ASSERT_GE(fd, 0) << std::strerror(detail::Errno());
       ++open;
       ASSERT_TRUE(StartFiberDetached([&, fd] {
         std::uint32_t value = 0;
@@ -214,7 +217,7 @@ TEST_P(FdTest, TenThousandConcurrentConnections) {
   ASSERT_EQ(pipe(release), 0);
   std::vector<int> client_fds(connections);
   const pid_t child = fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
+  ASSERT_GE(child, 0) << std::strerror(detail::Errno());
   if (child == 0) {
     RunForkedClients(port, client_fds.data(), connections, report[1], release[0]);
   }
@@ -231,7 +234,8 @@ TEST_P(FdTest, TenThousandConcurrentConnections) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   acceptor.Join();
-  ASSERT_TRUE(PollUntil([&] { return ended.load() == connections; }, "every server fiber"));
+  ASSERT_TRUE(
+      PollUntil([&] { return ended.load() == connections; }, "every server fiber"));
   ::close(report[0]);
   ::close(release[1]);
   io::Close(listener);
@@ -245,7 +249,8 @@ TEST_P(FdTest, LargeWriteToASlowReader) {
   ASSERT_GE(a, 0);
   const std::size_t size = Scaled(16 << 20, 4 << 20);
   std::string sent(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) sent[i] = static_cast<char>(i * 2654435761u >> 24);
+  for (std::size_t i = 0; i < size; ++i)
+    sent[i] = static_cast<char>(i * 2654435761u >> 24);
   std::atomic<ssize_t> written{0};
   Fiber writer([&] { written = io::Write(a, sent.data(), sent.size()); });
   std::string received;
@@ -255,7 +260,7 @@ TEST_P(FdTest, LargeWriteToASlowReader) {
   InFiber([&] {
     while (received.size() < size) {
       const ssize_t n = io::Read(b, buf, sizeof(buf));
-      ASSERT_GT(n, 0) << std::strerror(errno);
+      ASSERT_GT(n, 0) << std::strerror(detail::Errno());
       received.append(buf, static_cast<std::size_t>(n));
       if (++reads % 64 == 0) this_fiber::SleepFor(std::chrono::microseconds(200));
     }
@@ -274,10 +279,10 @@ TEST_P(FdTest, ReadTimesOutAndStillReadsWhatIsThere) {
   InFiber([&] {
     char c;
     EXPECT_EQ(io::Read(a, &c, 1, milliseconds(20)), -1);
-    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(detail::Errno(), ETIMEDOUT);
     // A deadline that has passed already: at once.
     EXPECT_EQ(io::Read(a, &c, 1, milliseconds(-5)), -1);
-    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(detail::Errno(), ETIMEDOUT);
     ASSERT_EQ(io::Write(b, "x", 1), 1);
     ASSERT_EQ(io::WaitReadable(a, milliseconds(60000)), 0);
     // Data already there is read whatever the deadline.
@@ -308,7 +313,7 @@ TEST_P(FdTest, WriteTimesOutWithTheCountWritten) {
       EXPECT_LT(more, static_cast<ssize_t>(big.size()));
     }
     EXPECT_EQ(more, -1);
-    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(detail::Errno(), ETIMEDOUT);
   });
   io::Close(a);
   io::Close(b);
@@ -320,7 +325,7 @@ TEST_P(FdTest, AcceptTimesOut) {
   ASSERT_GE(listener, 0);
   InFiber([&] {
     EXPECT_EQ(io::Accept(listener, nullptr, nullptr, milliseconds(20)), -1);
-    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(detail::Errno(), ETIMEDOUT);
   });
   io::Close(listener);
 }
@@ -339,7 +344,7 @@ TEST_P(FdTest, ConnectToAFullBacklogTimesOut) {
       if (fd >= 0) {
         connected.push_back(fd);
       } else {
-        ASSERT_EQ(errno, ETIMEDOUT) << std::strerror(errno);
+        ASSERT_EQ(detail::Errno(), ETIMEDOUT) << std::strerror(detail::Errno());
         timed_out = true;
       }
     }
@@ -371,7 +376,7 @@ TEST_P(CloseTest, WakesTheWaitersWithEcanceled) {
     waiters.push_back(std::make_unique<Actor>(waiter_side, [&, i] {
       char c;
       results[i] = static_cast<int>(i == 2 ? io::WaitReadable(a) : io::Read(a, &c, 1));
-      errors[i] = errno;
+      errors[i] = detail::Errno();
     }));
   }
   ASSERT_TRUE(
@@ -386,19 +391,20 @@ TEST_P(CloseTest, WakesTheWaitersWithEcanceled) {
   // Closed for good: further calls fail with EBADF.
   char c;
   EXPECT_EQ(io::Read(a, &c, 1), -1);
-  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(detail::Errno(), EBADF);
   EXPECT_EQ(io::Close(a), -1);
-  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(detail::Errno(), EBADF);
   io::Close(b);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sides, CloseTest,
-                         ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
-                                            ::testing::Values(Side::kFiber, Side::kThread)),
-                         [](const auto& info) {
-                           return std::string(SideName(std::get<0>(info.param))) +
-                                  "WaitsAnd" + SideName(std::get<1>(info.param)) + "Closes";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Sides, CloseTest,
+    ::testing::Combine(::testing::Values(Side::kFiber, Side::kThread),
+                       ::testing::Values(Side::kFiber, Side::kThread)),
+    [](const auto& info) {
+      return std::string(SideName(std::get<0>(info.param))) + "WaitsAnd" +
+             SideName(std::get<1>(info.param)) + "Closes";
+    });
 
 // A number reused after Close() gets nothing meant for the old descriptor: the
 // old peer's data and hang-up do not wake a reader of the new one.
@@ -420,7 +426,7 @@ TEST_P(FdTest, AReusedNumberGetsNothingMeantForTheOldDescriptor) {
     io::Close(b);
     char buf[8];
     EXPECT_EQ(io::Read(reused, buf, sizeof(buf), milliseconds(50)), -1);
-    EXPECT_EQ(errno, ETIMEDOUT);
+    EXPECT_EQ(detail::Errno(), ETIMEDOUT);
     ASSERT_EQ(io::Write(reused_peer, "new", 3), 3);
     ASSERT_TRUE(ReadExactly(reused, buf, 3));
     EXPECT_EQ(std::string(buf, 3), "new");
@@ -441,7 +447,7 @@ TEST_P(FdTest, ANumberClosedBehindWeftsBackCancelsTheStaleWait) {
     char c;
     // The deadline only keeps a failing test from hanging.
     result = static_cast<int>(io::Read(a, &c, 1, std::chrono::seconds(60)));
-    error = errno;
+    error = detail::Errno();
   });
   ASSERT_TRUE(PollUntil([&] { return detail::WaitersOn(a) == 1; }, "the reader to park"));
   // Closed behind weft's back, and the number taken again by Socket() (in a
@@ -476,7 +482,7 @@ TEST_P(FdTest, PeerResetAndHalfClose) {
       io::Close(b);
       char c;
       EXPECT_EQ(io::Read(a, &c, 1), -1);
-      EXPECT_EQ(errno, ECONNRESET);
+      EXPECT_EQ(detail::Errno(), ECONNRESET);
       io::Close(a);
     }
     {
@@ -515,14 +521,15 @@ TEST_P(FdTest, WritesNeverRaiseSigpipe) {
       result = io::Write(a, chunk.data(), chunk.size());
     }
     EXPECT_EQ(result, -1);
-    EXPECT_TRUE(errno == EPIPE || errno == ECONNRESET) << std::strerror(errno);
+    EXPECT_TRUE(detail::Errno() == EPIPE || detail::Errno() == ECONNRESET)
+        << std::strerror(detail::Errno());
     io::Close(a);
 
     int pipe_fds[2];
     ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
     ::close(pipe_fds[0]);
     EXPECT_EQ(io::Write(pipe_fds[1], "x", 1), -1);
-    EXPECT_EQ(errno, EPIPE);
+    EXPECT_EQ(detail::Errno(), EPIPE);
     io::Close(pipe_fds[1]);
   });
   sigset_t pending;
@@ -552,12 +559,12 @@ TEST_P(FdTest, AcceptReportsEmfileAndLosesNoConnection) {
       fillers.push_back(fd);
     }
     EXPECT_EQ(io::Accept(listener, nullptr, nullptr), -1);
-    const int accept_error = errno;
+    const int accept_error = detail::Errno();
     for (int fd : fillers) ::close(fd);
     setrlimit(RLIMIT_NOFILE, &old_limit);
     EXPECT_EQ(accept_error, EMFILE);
     const int server = io::Accept(listener, nullptr, nullptr, milliseconds(60000));
-    ASSERT_GE(server, 0) << std::strerror(errno);
+    ASSERT_GE(server, 0) << std::strerror(detail::Errno());
     ASSERT_EQ(io::Write(client, "k", 1), 1);
     char c;
     EXPECT_EQ(io::Read(server, &c, 1), 1);
@@ -582,7 +589,9 @@ TEST_P(FdTest, ManyReadersShareOneEdge) {
       if (io::Read(a, &c, 1, std::chrono::seconds(60)) == 1) ++bytes;
     });
   }
-  ASSERT_TRUE(PollUntil([&] { return detail::WaitersOn(a) == static_cast<std::size_t>(readers); }, "the readers"));
+  ASSERT_TRUE(
+      PollUntil([&] { return detail::WaitersOn(a) == static_cast<std::size_t>(readers); },
+                "the readers"));
   const std::string all(readers, 'r');
   InFiber([&] { ASSERT_EQ(io::Write(b, all.data(), all.size()), readers); });
   for (Fiber& f : fibers) f.Join();
@@ -609,7 +618,7 @@ TEST_P(FdTest, SeveralAcceptorsLoseNoConnection) {
       while (!done.load()) {
         const int fd = io::Accept(listener, nullptr, nullptr);
         if (fd < 0) {
-          EXPECT_EQ(errno, ECANCELED);  // the listener closed at the end
+          EXPECT_EQ(detail::Errno(), ECANCELED);  // the listener closed at the end
           return;
         }
         ++accepted;
@@ -669,31 +678,31 @@ TEST_P(FdTest, InvalidDescriptorsGetThePosixError) {
   InFiber([&] {
     char c;
     EXPECT_EQ(io::Read(-1, &c, 1), -1);
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(detail::Errno(), EBADF);
     EXPECT_EQ(io::Write(1 << 29, &c, 1), -1);
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(detail::Errno(), EBADF);
     EXPECT_EQ(io::WaitReadable(-7), -1);
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(detail::Errno(), EBADF);
     EXPECT_EQ(io::Close(-1), -1);
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(detail::Errno(), EBADF);
     int pipe_fds[2];
     ASSERT_EQ(pipe2(pipe_fds, O_CLOEXEC), 0);
     EXPECT_EQ(io::Accept(pipe_fds[0], nullptr, nullptr), -1);
-    EXPECT_EQ(errno, ENOTSOCK);
+    EXPECT_EQ(detail::Errno(), ENOTSOCK);
     const sockaddr_in addr = testing::Loopback(9);
-    EXPECT_EQ(io::Connect(pipe_fds[1], reinterpret_cast<const sockaddr*>(&addr),
-                          sizeof(addr)),
-              -1);
-    EXPECT_EQ(errno, ENOTSOCK);
+    EXPECT_EQ(
+        io::Connect(pipe_fds[1], reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)),
+        -1);
+    EXPECT_EQ(detail::Errno(), ENOTSOCK);
     EXPECT_EQ(io::Close(pipe_fds[0]), 0);
     EXPECT_EQ(io::Close(pipe_fds[1]), 0);
     EXPECT_EQ(io::Read(pipe_fds[0], &c, 1), -1);
-    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(detail::Errno(), EBADF);
     // A listening socket has no peer to read from.
     std::uint16_t port = 0;
     const int listener = Listen(&port);
     EXPECT_EQ(io::Read(listener, &c, 1), -1);
-    EXPECT_EQ(errno, ENOTCONN);
+    EXPECT_EQ(detail::Errno(), ENOTCONN);
     io::Close(listener);
   });
 }
@@ -705,7 +714,7 @@ TEST_P(FdTest, DontWaitAsksForEagain) {
   InFiber([&] {
     char c;
     EXPECT_EQ(io::Recv(a, &c, 1, MSG_DONTWAIT), -1);
-    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
+    EXPECT_TRUE(detail::Errno() == EAGAIN || detail::Errno() == EWOULDBLOCK);
     ASSERT_EQ(io::Send(b, "ab", 2, 0), 2);
     char buf[2];
     EXPECT_EQ(io::Recv(a, buf, 2, MSG_WAITALL), 2);
@@ -769,10 +778,11 @@ TEST_P(FdTest, DatagramsWithAddresses) {
       const ssize_t n = io::RecvFrom(server, buf, sizeof(buf), 0,
                                      reinterpret_cast<sockaddr*>(&from), &from_len);
       ASSERT_EQ(n, 5);
-      EXPECT_EQ(io::SendTo(server, buf, 5, 0, reinterpret_cast<sockaddr*>(&from), from_len),
-                5);
+      EXPECT_EQ(
+          io::SendTo(server, buf, 5, 0, reinterpret_cast<sockaddr*>(&from), from_len), 5);
     });
-    EXPECT_EQ(io::SendTo(client, "hello", 5, 0, reinterpret_cast<sockaddr*>(&addr), len), 5);
+    EXPECT_EQ(io::SendTo(client, "hello", 5, 0, reinterpret_cast<sockaddr*>(&addr), len),
+              5);
     char buf[64];
     EXPECT_EQ(io::RecvFrom(client, buf, sizeof(buf), 0, nullptr, nullptr), 5);
     EXPECT_EQ(std::string(buf, 5), "hello");
@@ -783,7 +793,8 @@ TEST_P(FdTest, DatagramsWithAddresses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, FdTest,
-                         ::testing::Values(std::size_t{1}, std::size_t{2}, std::size_t{4}),
+                         ::testing::Values(std::size_t{1}, std::size_t{2},
+                                           std::size_t{4}),
                          testing::WorkerCountName);
 
 // Plain threads with no runtime at all: the fallback poller serves them.
@@ -814,7 +825,7 @@ TEST(FdWithoutRuntime, PlainThreadsEchoAndClose) {
   std::atomic<int> error{0};
   std::thread waiter([&] {
     char x;
-    if (io::Read(c, &x, 1) < 0) error = errno;
+    if (io::Read(c, &x, 1) < 0) error = detail::Errno();
   });
   ASSERT_TRUE(PollUntil([&] { return detail::WaitersOn(c) == 1; }, "the waiter to park"));
   EXPECT_EQ(io::Close(c), 0);
