@@ -60,10 +60,9 @@ void TimerWorker::Submit(TimerEntry* entry) {
   const std::uint64_t pending = pending_.fetch_add(1, std::memory_order_relaxed) + 1;
   // Pairs with the fence in Run() before it re-reads submitted_.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  // While the thread is the backstop only, the workers take submissions; a
-  // first deadline still wakes it, so that its backstop covers that one too.
+  // While the thread is the backstop only (and holds a deadline), the workers
+  // take submissions and sleeping_until_ is INT64_MIN: no producer wakes it.
   if (deadline < sleeping_until_.load(std::memory_order_relaxed) ||
-      earliest_.load(std::memory_order_relaxed) == INT64_MAX ||
       pending % kDrainBatch == 0) {
     Wake();
   }
@@ -201,23 +200,35 @@ void TimerWorker::Run() {
     backstop_only_.store(true, std::memory_order_seq_cst);
     bool backstop = workers_awake_();
     if (!backstop) backstop_only_.store(false, std::memory_order_seq_cst);
-    sleeping_until_.store(backstop ? INT64_MIN : next, std::memory_order_relaxed);
+    // As the backstop with no deadline held, we would sleep for good: any
+    // submission wakes us then (INT64_MAX), as when no worker is awake, so
+    // that the backstop covers it too; with a deadline held we wake within a
+    // tick anyway, and no submission does.
+    const bool forever = next == INT64_MAX;
+    sleeping_until_.store(backstop && !forever ? INT64_MIN : next,
+                          std::memory_order_relaxed);
     // Pairs with the fence in Submit(): either the producer sees the deadline we
     // sleep until, or we see its entry now.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (!backstop && submitted_.load(std::memory_order_relaxed) != nullptr) continue;
+    // Sleeping until `next` (or for good): nothing earlier may be missed. (As
+    // the backstop with a deadline held, we look again within a tick.)
+    if (!backstop || forever) {
+      if (submitted_.load(std::memory_order_relaxed) != nullptr) continue;
+      // A worker may have taken submissions since we served (they are no
+      // longer in the stack, and their producers saw us awake): the earliest
+      // deadline is then earlier than `next`. A serve holds the mutex from
+      // taking to publishing, so under it we see any that took them.
+      LockGuard<Mutex> lock(heap_mutex_);
+      if (earliest_.load(std::memory_order_relaxed) < next) continue;
+    }
     if (stopping_.load(std::memory_order_acquire)) break;
-    if (backstop) {
-      if (next == INT64_MAX) {
-        FutexWait(&wake_word_, word);
-      } else {
-        now = Clock::now();
-        const Clock::time_point from =
-            std::min(Clock::time_point(Clock::duration(next)), now);
-        FutexWaitUntil(&wake_word_, word, from + kBackstopTick);
-      }
-    } else if (next == INT64_MAX) {
+    if (forever) {
       FutexWait(&wake_word_, word);
+    } else if (backstop) {
+      now = Clock::now();
+      const Clock::time_point from =
+          std::min(Clock::time_point(Clock::duration(next)), now);
+      FutexWaitUntil(&wake_word_, word, from + kBackstopTick);
     } else {
       FutexWaitUntil(&wake_word_, word, Clock::time_point(Clock::duration(next)));
     }
