@@ -138,11 +138,13 @@ std::string LastLines(const std::string& path, std::size_t lines) {
   return joined;
 }
 
-class NginxServer : public Server {
+// A server process that runs in a temporary directory of its own on a port
+// chosen for it: Stop() ends the process and removes the directory.
+class ServerInDirectory : public Server {
  public:
-  NginxServer(std::string directory, int port)
+  ServerInDirectory(std::string directory, int port)
       : directory_(std::move(directory)), port_(port) {}
-  ~NginxServer() override { Stop(); }
+  ~ServerInDirectory() override { Stop(); }
 
   int port() const override { return port_; }
   pid_t pid() const override { return process_ ? process_->pid() : -1; }
@@ -158,6 +160,16 @@ class NginxServer : public Server {
     }
     return outcome;
   }
+
+ protected:
+  std::string directory_;
+  int port_;
+  std::unique_ptr<Subprocess> process_;
+};
+
+class NginxServer : public ServerInDirectory {
+ public:
+  using ServerInDirectory::ServerInDirectory;
 
   // Starts nginx and waits until it answers. Returns "" or what went wrong.
   std::string Start(const std::string& nginx, int workers) {
@@ -214,19 +226,14 @@ class NginxServer : public Server {
     }
     return "";
   }
-
- private:
-  std::string directory_;
-  int port_;
-  std::unique_ptr<Subprocess> process_;
 };
 
 // A fresh directory under $TMPDIR (or /tmp) named <prefix>-XXXXXX; "" and
 // *error if it cannot be made.
 std::string TemporaryDirectory(const std::string& prefix, std::string* error) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern =
-      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" +
+                        prefix + "-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     *error = SystemError("mkdtemp(" + pattern + ")");
     return "";
@@ -279,26 +286,9 @@ std::string PingRedis(int port, Clock::time_point deadline) {
   return "";
 }
 
-class RedisServer : public Server {
+class RedisServer : public ServerInDirectory {
  public:
-  RedisServer(std::string directory, int port)
-      : directory_(std::move(directory)), port_(port) {}
-  ~RedisServer() override { Stop(); }
-
-  int port() const override { return port_; }
-  pid_t pid() const override { return process_ ? process_->pid() : -1; }
-
-  std::string Stop() override {
-    std::string outcome;
-    if (process_) outcome = process_->Stop();
-    process_.reset();
-    if (!directory_.empty()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(directory_, ignored);
-      directory_.clear();
-    }
-    return outcome;
-  }
+  using ServerInDirectory::ServerInDirectory;
 
   // Starts redis-server and waits until it answers PING. Returns "" or what
   // went wrong.
@@ -306,9 +296,9 @@ class RedisServer : public Server {
     const std::string log = directory_ + "/redis.log";
     std::string error;
     process_ = Subprocess::Start(
-        {{redis_server, "--port", std::to_string(port_), "--bind", "127.0.0.1",
-          "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", directory_,
-          "--logfile", log, "--maxclients", "4000"}},
+        {{redis_server, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save",
+          "", "--appendonly", "no", "--daemonize", "no", "--dir", directory_, "--logfile",
+          log, "--maxclients", "4000"}},
         &error);
     if (!process_) return error;
     const Clock::time_point deadline = Clock::now() + kStartTimeout;
@@ -331,11 +321,6 @@ class RedisServer : public Server {
     const std::string last = LastLines(log, 3);
     return error + (last.empty() ? "" : " (redis.log: " + last + ")");
   }
-
- private:
-  std::string directory_;
-  int port_;
-  std::unique_ptr<Subprocess> process_;
 };
 
 }  // namespace
