@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -27,6 +26,7 @@
 namespace weft {
 namespace {
 
+using testing::CountThreads;
 using testing::OptionsWithWorkers;
 using testing::OsThreadId;
 using testing::PollUntil;
@@ -45,16 +45,6 @@ template <class F>
 void InFiber(F&& body) {
   Fiber fiber(std::forward<F>(body));
   fiber.Join();
-}
-
-int CountThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-  }
-  ADD_FAILURE() << "no Threads: line in /proc/self/status";
-  return -1;
 }
 
 // Raises `peak` to `value` if it is higher.

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstddef>
-#include <fstream>
 #include <functional>
 #include <sstream>
 #include <stdexcept>
@@ -23,20 +22,10 @@
 namespace weft {
 namespace {
 
+using testing::CountThreads;
 using testing::OptionsWithWorkers;
 using testing::PollUntil;
 using testing::Scaled;
-
-// Threads of this process, from /proc/self/status.
-int CountThreads() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
-  }
-  ADD_FAILURE() << "no Threads: line in /proc/self/status";
-  return -1;
-}
 
 // The CPUs this process may run on, e.g. "0-1" on a 2-CPU machine, as a list.
 std::string AffinityCpuList() {

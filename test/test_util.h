@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -52,6 +53,18 @@ constexpr std::size_t Scaled(std::size_t n, std::size_t at_least = 1) {
 // std::this_thread::get_id()) __attribute__((const)), so the compiler may reuse a
 // value read before the switch; a system call cannot be folded that way.
 inline long OsThreadId() { return syscall(SYS_gettid); }
+
+// Threads of this process, from /proc/self/status (-1 and a test failure if
+// the line is missing).
+inline int CountThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  ADD_FAILURE() << "no Threads: line in /proc/self/status";
+  return -1;
+}
 
 // Options with every default except the number of workers.
 inline RuntimeOptions OptionsWithWorkers(std::size_t workers) {
