@@ -6,12 +6,17 @@
 #include "runtime/io/file.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -418,6 +423,57 @@ TEST(File, AnUnknownEngineIsRejectedNamingTheAcceptedValues) {
   options.io_engine = "auto";
   options.io_uring_entries = 3;
   EXPECT_THROW(StartRuntime(options), std::invalid_argument);
+}
+
+// Makes io_uring_setup fail with ENOSYS for this process, as a container's
+// seccomp profile does. False if the filter could not be installed.
+bool RefuseIoUringSetup() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])),
+                     filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+// In a child process whose seccomp filter refuses io_uring, "auto" falls back
+// to the blocking pool, says why, and the calls give the same results.
+TEST(File, AKernelThatRefusesIoUringFallsBackToTheBlockingPool) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_EXIT(
+      {
+        if (!RefuseIoUringSetup()) {
+          std::fprintf(stderr, "could not install the seccomp filter\n");
+          std::_Exit(2);
+        }
+        RuntimeOptions options = testing::OptionsWithWorkers(2);
+        options.io_engine = "auto";
+        StartRuntime(options);
+        TempFile file;
+        std::atomic<int> failures{0};
+        std::vector<Fiber> fibers;
+        for (std::size_t i = 0; i < 32; ++i) {
+          fibers.emplace_back([&, i] {
+            if (!WriteAndReadBack(file.fd(), i, 300)) failures.fetch_add(1);
+          });
+        }
+        for (Fiber& fiber : fibers) fiber.Join();
+        const FileIoStats files = GetRuntimeStats().file_io;
+        TerminateRuntime();
+        const bool ok = failures.load() == 0 && files.engine == "blocking pool" &&
+                        files.reason.find("io_uring_queue_init failed") !=
+                            std::string::npos &&
+                        files.fallbacks >= 64 && files.submitted == 0;
+        std::fprintf(stderr, "%s: engine %s (%s), %llu fallbacks, %d failures\n",
+                     ok ? "fell back" : "wrong", files.engine.c_str(), files.reason.c_str(),
+                     static_cast<unsigned long long>(files.fallbacks), failures.load());
+        std::_Exit(ok ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "fell back: engine blocking pool");
 }
 
 TEST(File, StatsSayWhichEngineFilesUse) {
