@@ -178,6 +178,7 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
       auto* request = static_cast<RingRequest*>(io_uring_cqe_get_data(cqe));
       if (request == nullptr) continue;  // a linked timeout's own completion
       const int result = cqe->res;
+      TakeFromKernel(request);
       request->lock.lock();
       request->result = result;
       request->done = true;

@@ -43,12 +43,17 @@
 #include <memory>
 #include <string>
 
+#include "runtime/detail/sanitizers.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/runtime_options.h"
 #include "runtime/runtime_stats.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/io_poller.h"
 #include "runtime/scheduling_group/wait_queue.h"
+
+#if defined(WEFT_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace weft::detail {
 
@@ -59,6 +64,20 @@ struct RingRequest {
   bool done WEFT_GUARDED_BY(lock) = false;
   int result WEFT_GUARDED_BY(lock) = 0;  // the CQE's res: a count or -errno
 };
+
+// The request travels from the submitter to the reaper through the kernel
+// (user_data), where ThreadSanitizer cannot see it: these mark the hand-off
+// (release before the submit, acquire when the completion is reaped).
+inline void HandToKernel([[maybe_unused]] RingRequest* request) {
+#if defined(WEFT_TSAN)
+  __tsan_release(request);
+#endif
+}
+inline void TakeFromKernel([[maybe_unused]] RingRequest* request) {
+#if defined(WEFT_TSAN)
+  __tsan_acquire(request);
+#endif
+}
 
 class FileRing final : public CompletionSource {
  public:
@@ -161,6 +180,7 @@ bool FileRing::TryStart(RingRequest* request,
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   prepare(sqe);
   io_uring_sqe_set_data(sqe, request);
+  HandToKernel(request);
   if (timed) {
     sqe->flags |= IOSQE_IO_LINK;
     const auto since_epoch = deadline.time_since_epoch();
