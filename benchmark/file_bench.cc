@@ -8,6 +8,7 @@
 //   weft_file_bench [--quick] [--file_mib=1024] [--seconds=5] [--fibers=256]
 //                   [--dir=/tmp] [--fio=fio] [--weft_...]
 #include <fcntl.h>
+#include <gflags/gflags.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,8 +24,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gflags/gflags.h>
 
 #include "benchmark/bench_main.h"
 #include "runtime/fiber.h"
@@ -183,7 +182,8 @@ Result RunFio(const std::string& name, const std::string& path, std::size_t byte
   FILE* pipe = popen(command.c_str(), "r");
   std::string json;
   char chunk[4096];
-  for (std::size_t n; pipe != nullptr && (n = fread(chunk, 1, sizeof(chunk), pipe)) > 0;) {
+  for (std::size_t n;
+       pipe != nullptr && (n = fread(chunk, 1, sizeof(chunk), pipe)) > 0;) {
     json.append(chunk, n);
   }
   const int status = pipe != nullptr ? pclose(pipe) : -1;
@@ -206,25 +206,29 @@ int Run(const weft::bench::Mode& mode) {
     FLAGS_seconds = 2;
   }
   if (FLAGS_file_mib == 0 || FLAGS_fibers == 0 || FLAGS_seconds == 0) {
-    std::fprintf(stderr, "weft_file_bench: --file_mib, --fibers, --seconds must be > 0\n");
+    std::fprintf(stderr,
+                 "weft_file_bench: --file_mib, --fibers, --seconds must be > 0\n");
     return 2;
   }
   BenchFile file(FLAGS_dir, FLAGS_file_mib << 20);
-  std::printf("weft_file_bench: random 4 KiB reads of a %llu MiB file (%s), %llu fibers "
-              "/ queue depth, %llu s each\n",
-              static_cast<unsigned long long>(FLAGS_file_mib), file.path().c_str(),
-              static_cast<unsigned long long>(FLAGS_fibers),
-              static_cast<unsigned long long>(FLAGS_seconds));
+  std::printf(
+      "weft_file_bench: random 4 KiB reads of a %llu MiB file (%s), %llu fibers "
+      "/ queue depth, %llu s each\n",
+      static_cast<unsigned long long>(FLAGS_file_mib), file.path().c_str(),
+      static_cast<unsigned long long>(FLAGS_fibers),
+      static_cast<unsigned long long>(FLAGS_seconds));
   std::fflush(stdout);
   std::vector<Result> results;
   const int cached = open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
-  results.push_back(RunWeft("weft io_uring (page cache)", "io_uring", cached, file.bytes()));
+  results.push_back(
+      RunWeft("weft io_uring (page cache)", "io_uring", cached, file.bytes()));
   results.push_back(
       RunWeft("weft blocking pool (page cache)", "epoll", cached, file.bytes()));
   close(cached);
   const std::string depth = std::to_string(FLAGS_fibers);
   const std::string fio_uring = "--ioengine=io_uring --iodepth=" + depth;
-  const std::string fio_psync = "--ioengine=psync --thread --group_reporting --numjobs=" + depth;
+  const std::string fio_psync =
+      "--ioengine=psync --thread --group_reporting --numjobs=" + depth;
   if (!FLAGS_fio.empty()) {
     results.push_back(RunFio("fio io_uring iodepth=" + depth + " (page cache)",
                              file.path(), file.bytes(), fio_uring, false));
@@ -238,7 +242,8 @@ int Run(const weft::bench::Mode& mode) {
     std::printf("O_DIRECT: skipped, the file system under %s refuses it (%s)\n",
                 FLAGS_dir.c_str(), std::strerror(errno));
   } else {
-    results.push_back(RunWeft("weft io_uring (O_DIRECT)", "io_uring", direct, file.bytes()));
+    results.push_back(
+        RunWeft("weft io_uring (O_DIRECT)", "io_uring", direct, file.bytes()));
     results.push_back(
         RunWeft("weft blocking pool (O_DIRECT)", "epoll", direct, file.bytes()));
     if (!FLAGS_fio.empty()) {
@@ -250,8 +255,7 @@ int Run(const weft::bench::Mode& mode) {
   }
   std::free(probe);
   if (direct >= 0) close(direct);
-  std::printf("%-44s %12s %12s %16s\n", "reader", "IOPS", "p99 (us)",
-              "idle CPU ms/s");
+  std::printf("%-44s %12s %12s %16s\n", "reader", "IOPS", "p99 (us)", "idle CPU ms/s");
   for (const Result& r : results) {
     if (!r.note.empty()) {
       std::printf("%-44s %s\n", r.name.c_str(), r.note.c_str());
@@ -262,9 +266,10 @@ int Run(const weft::bench::Mode& mode) {
       std::printf("%-44s %12.0f %12.1f %16s\n", r.name.c_str(), r.iops, r.p99_us, "");
     }
   }
-  std::printf("weft: latency of each PRead call; fio: completion latency (clat, from "
-              "submission, queueing at depth %llu included)\n",
-              static_cast<unsigned long long>(FLAGS_fibers));
+  std::printf(
+      "weft: latency of each PRead call; fio: completion latency (clat, from "
+      "submission, queueing at depth %llu included)\n",
+      static_cast<unsigned long long>(FLAGS_fibers));
   return 0;
 }
 

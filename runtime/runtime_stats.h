@@ -75,9 +75,9 @@ struct BlockingPoolStats {
 // File calls of runtime/io/file.h. The counters start at zero with each
 // StartRuntime.
 struct FileIoStats {
-  std::string engine;  // "io_uring" or "blocking pool"
-  std::string reason;  // why that engine
-  std::size_t rings = 0;  // workers' rings created so far (on first use)
+  std::string engine;            // "io_uring" or "blocking pool"
+  std::string reason;            // why that engine
+  std::size_t rings = 0;         // workers' rings created so far (on first use)
   std::uint64_t submitted = 0;   // requests submitted to the rings
   std::uint64_t completed = 0;   // of those, completions reaped
   std::uint64_t room_waits = 0;  // times a fiber found its worker's ring full

@@ -64,7 +64,8 @@ ssize_t PWrite(int fd, const void* buf, std::size_t n, off_t offset,
                Deadline deadline = {});
 
 // preadv(2) / pwritev(2): the vectored forms; `iovcnt` up to IOV_MAX.
-ssize_t PReadV(int fd, const iovec* iov, int iovcnt, off_t offset, Deadline deadline = {});
+ssize_t PReadV(int fd, const iovec* iov, int iovcnt, off_t offset,
+               Deadline deadline = {});
 ssize_t PWriteV(int fd, const iovec* iov, int iovcnt, off_t offset,
                 Deadline deadline = {});
 

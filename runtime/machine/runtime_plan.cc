@@ -53,10 +53,9 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
              options.resolve_cache_ttl_ms, 0, 86'400'000, " ms (0 = no cache)");
   if (options.io_engine != "auto" && options.io_engine != "epoll" &&
       options.io_engine != "io_uring") {
-    throw std::invalid_argument("weft: RuntimeOptions::io_engine (--weft_io_engine) is \"" +
-                                options.io_engine +
-                                "\"; accepted values are \"auto\", \"epoll\" and "
-                                "\"io_uring\"");
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::io_engine (--weft_io_engine) is \"" + options.io_engine +
+        "\"; accepted values are \"auto\", \"epoll\" and \"io_uring\"");
   }
   CheckRange("io_uring_entries", "weft_io_uring_entries", options.io_uring_entries, 2,
              32768, ", a power of two");

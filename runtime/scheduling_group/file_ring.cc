@@ -103,7 +103,8 @@ std::unique_ptr<FileRing> FileRing::Create(unsigned entries, IoPoller& poller,
     return nullptr;
   }
   if (const int r = poller.AddCompletionSource(ring->event_fd_, ring.get()); r != 0) {
-    *error = std::string("adding the ring's eventfd to epoll failed: ") + std::strerror(r);
+    *error =
+        std::string("adding the ring's eventfd to epoll failed: ") + std::strerror(r);
     return nullptr;
   }
   return ring;
@@ -262,8 +263,8 @@ void ChooseFileEngine(const RuntimeOptions& options) {
   state.engine = rings ? "io_uring" : "blocking pool";
   state.reason = reason;
   state.failure_logged = false;
-  const std::string line = "weft: file I/O engine: " + state.engine + " (" + reason +
-                           "); sockets use epoll\n";
+  const std::string line =
+      "weft: file I/O engine: " + state.engine + " (" + reason + "); sockets use epoll\n";
   if (line != state.logged) {
     state.logged = line;
     std::fputs(line.c_str(), stderr);
@@ -279,7 +280,8 @@ void ReportRingCreationFailure(const std::string& why) {
   LockGuard<Mutex> lock(state.mutex);
   if (state.failure_logged) return;
   state.failure_logged = true;
-  state.reason += "; a worker's ring failed (" + why + "), its calls use the blocking pool";
+  state.reason +=
+      "; a worker's ring failed (" + why + "), its calls use the blocking pool";
   std::fprintf(stderr,
                "weft: file I/O: creating a worker's io_uring failed (%s); that worker's "
                "file calls use the blocking pool\n",

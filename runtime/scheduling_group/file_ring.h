@@ -189,8 +189,9 @@ bool FileRing::TryStart(RingRequest* request,
     // kernel copies the time at submission.
     __kernel_timespec at{};
     at.tv_sec = seconds.count();
-    at.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds)
-                     .count();
+    at.tv_nsec =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - seconds)
+            .count();
     io_uring_sqe* timeout = io_uring_get_sqe(&ring_);
     io_uring_prep_link_timeout(timeout, &at, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data(timeout, nullptr);

@@ -92,7 +92,8 @@ bool WriteAndReadBack(int fd, std::size_t i, std::size_t size) {
     return false;
   }
   std::string back(size, '\0');
-  if (io::PRead(fd, back.data(), size, offset) != static_cast<ssize_t>(size)) return false;
+  if (io::PRead(fd, back.data(), size, offset) != static_cast<ssize_t>(size))
+    return false;
   return back == record;
 }
 
@@ -464,12 +465,13 @@ TEST(File, AKernelThatRefusesIoUringFallsBackToTheBlockingPool) {
         for (Fiber& fiber : fibers) fiber.Join();
         const FileIoStats files = GetRuntimeStats().file_io;
         TerminateRuntime();
-        const bool ok = failures.load() == 0 && files.engine == "blocking pool" &&
-                        files.reason.find("io_uring_queue_init failed") !=
-                            std::string::npos &&
-                        files.fallbacks >= 64 && files.submitted == 0;
+        const bool ok =
+            failures.load() == 0 && files.engine == "blocking pool" &&
+            files.reason.find("io_uring_queue_init failed") != std::string::npos &&
+            files.fallbacks >= 64 && files.submitted == 0;
         std::fprintf(stderr, "%s: engine %s (%s), %llu fallbacks, %d failures\n",
-                     ok ? "fell back" : "wrong", files.engine.c_str(), files.reason.c_str(),
+                     ok ? "fell back" : "wrong", files.engine.c_str(),
+                     files.reason.c_str(),
                      static_cast<unsigned long long>(files.fallbacks), failures.load());
         std::_Exit(ok ? 0 : 1);
       },
