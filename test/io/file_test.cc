@@ -30,6 +30,7 @@
 #include "runtime/detail/errno.h"
 #include "runtime/fiber.h"
 #include "runtime/runtime.h"
+#include "runtime/scheduling_group/runtime_state.h"
 #include "test/test_util.h"
 
 namespace weft {
@@ -395,6 +396,40 @@ TEST_P(FileTest, DeadlinesRacingCompletionsLoseNothing) {
   std::ostringstream note;
   note << timeouts.load() << " of " << rounds << " reads timed out";
   RecordProperty("timeouts", note.str());
+}
+
+// The completion of a request in flight must reach its fiber after every
+// worker went to sleep (on io_uring: through the ring's eventfd in the
+// group's epoll instance).
+TEST_P(FileTest, ACompletionWakesSleepingWorkers) {
+  Start();
+  Pipe pipe;
+  std::atomic<bool> done{false};
+  char got = 0;
+  Fiber reader([&] {
+    if (io::PRead(pipe.read_end(), &got, 1, 0) == 1) done.store(true);
+  });
+  // The read is in flight once it was submitted (or handed to the pool)...
+  ASSERT_TRUE(PollUntil(
+      [] {
+        const FileIoStats files = GetRuntimeStats().file_io;
+        return files.submitted + files.fallbacks == 1;
+      },
+      "the read to start"));
+  // ...and then every worker goes to sleep (the pool's thread is blocked in
+  // the read).
+  ASSERT_TRUE(PollUntil(
+      [] {
+        for (const auto& group : detail::State().groups) {
+          if (!group->AllWorkersAsleep()) return false;
+        }
+        return true;
+      },
+      "every worker to sleep"));
+  ASSERT_EQ(write(pipe.write_end(), "z", 1), 1);
+  EXPECT_TRUE(PollUntil([&] { return done.load(); }, "the reader to get its byte"));
+  reader.Join();
+  EXPECT_EQ(got, 'z');
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, FileTest, ::testing::Values("io_uring", "epoll"),
