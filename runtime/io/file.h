@@ -36,7 +36,9 @@
 //   readiness with poll(2) before the call.
 // - EINVAL: a negative offset (these calls never use the file position).
 //   On a pipe, FIFO or socket, which has no position, the offset is ignored
-//   (as io_uring does) instead of failing with ESPIPE.
+//   (as io_uring does) instead of failing with ESPIPE; these calls then act
+//   as read(2)/write(2) do (a write to a pipe without reader may raise
+//   SIGPIPE). For pipes and sockets runtime/io/fd.h is the better fit.
 // - EBADF: `fd` is not an open descriptor (or not open for that direction).
 //
 // Thread-safety: any number of fibers and threads may call these at once, on
