@@ -38,6 +38,13 @@ DEFINE_uint64(weft_blocking_pool_idle_timeout_ms, 10000,
               "A blocking pool thread idle this many ms exits (1..86400000).");
 DEFINE_uint64(weft_resolve_cache_ttl_ms, 5000,
               "How long weft::io::Resolve caches an answer, in ms; 0 = no cache.");
+DEFINE_string(weft_io_engine, "auto",
+              "I/O engine: \"auto\" (io_uring for files where the kernel allows it), "
+              "\"epoll\" (files on the blocking pool) or \"io_uring\". Sockets use "
+              "epoll with every value.");
+DEFINE_uint64(weft_io_uring_entries, 256,
+              "Submission queue entries of each worker's io_uring (a power of two, "
+              "2..32768).");
 DEFINE_string(weft_topology, "",
               "hwloc synthetic topology to use instead of the machine's, e.g. "
               "\"pack:2 numa:1 core:8 pu:1\".");
@@ -62,6 +69,8 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.blocking_pool_max_threads = FLAGS_weft_blocking_pool_max_threads;
   options.blocking_pool_idle_timeout_ms = FLAGS_weft_blocking_pool_idle_timeout_ms;
   options.resolve_cache_ttl_ms = FLAGS_weft_resolve_cache_ttl_ms;
+  options.io_engine = FLAGS_weft_io_engine;
+  options.io_uring_entries = FLAGS_weft_io_uring_entries;
   return options;
 }
 

@@ -23,5 +23,7 @@ DECLARE_bool(weft_chaos_migration);
 DECLARE_uint64(weft_blocking_pool_max_threads);
 DECLARE_uint64(weft_blocking_pool_idle_timeout_ms);
 DECLARE_uint64(weft_resolve_cache_ttl_ms);
+DECLARE_string(weft_io_engine);
+DECLARE_uint64(weft_io_uring_entries);
 
 #endif  // WEFT_RUNTIME_FLAGS_H_

@@ -23,6 +23,7 @@
 #include "runtime/machine/runtime_plan.h"
 #include "runtime/machine/topology.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/file_ring.h"
 #include "runtime/scheduling_group/runtime_state.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
@@ -66,6 +67,7 @@ void StartRuntime(const RuntimeOptions& options) {
       << "StartRuntime() called while the runtime is already running; call "
          "TerminateRuntime() first";
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
+  detail::ChooseFileEngine(options);
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
     detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
@@ -202,6 +204,11 @@ void DumpRuntimeStats(std::ostream& out) {
        << ", peak " << pool.peak_threads << ") idle " << pool.idle_threads << " queued "
        << pool.queue_depth << " tasks-run " << pool.tasks_run << " started "
        << pool.threads_started << " retired " << pool.threads_retired << "\n";
+  const FileIoStats& files = stats.file_io;
+  text << "file I/O: engine " << files.engine << " (" << files.reason << ") rings "
+       << files.rings << " submitted " << files.submitted << " completed "
+       << files.completed << " ring-full-waits " << files.room_waits
+       << " blocking-pool-calls " << files.fallbacks << "\n";
   out << text.str() << std::flush;
 }
 
@@ -215,6 +222,14 @@ RuntimeStats GetRuntimeStats() {
   }
   if (!stats.scheduling_groups.empty()) {
     stats.blocking_pool = detail::BlockingPool::Global().Stats();
+    detail::FillFileEngineStats(&stats.file_io);
+    for (const auto& group : state.groups) {
+      for (std::size_t i = 0; i < group->worker_count(); ++i) {
+        if (const detail::FileRing* ring = group->worker(i)->file_ring()) {
+          ring->AddStats(&stats.file_io);
+        }
+      }
+    }
   }
   return stats;
 }

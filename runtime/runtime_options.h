@@ -73,6 +73,19 @@ struct RuntimeOptions {
   // the cache, without a query. Failures are not cached. 0 = no cache (lookups
   // made at the same time still share one query). Accepted: 0..86400000.
   std::size_t resolve_cache_ttl_ms = 5000;
+  // The I/O engine: "auto", "epoll" or "io_uring". File calls
+  // (runtime/io/file.h) go through a per-worker io_uring where the kernel
+  // allows it ("auto", "io_uring"), otherwise ("epoll", or io_uring refused:
+  // /proc/sys/kernel/io_uring_disabled, seccomp, no kernel support) they run on
+  // the blocking pool; the runtime logs once which engine files use and why.
+  // Socket calls (runtime/io/fd.h) use the group's epoll poller with every
+  // value for now. Anything else is rejected naming the accepted values.
+  std::string io_engine = "auto";
+  // Submission queue entries of each worker's io_uring (its completion queue
+  // has twice as many). At most that many completions may be outstanding per
+  // ring; a fiber that finds its worker's ring full waits for room, so nothing
+  // is lost with any value. A power of two in 2..32768.
+  std::size_t io_uring_entries = 256;
 
   // Options filled from the weft_* gflags. Never parses the command line.
   static RuntimeOptions FromFlags();

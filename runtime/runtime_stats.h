@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace weft {
@@ -71,9 +72,24 @@ struct BlockingPoolStats {
   std::uint64_t threads_retired = 0;  // threads that exited after their idle time
 };
 
+// File calls of runtime/io/file.h. The counters start at zero with each
+// StartRuntime.
+struct FileIoStats {
+  std::string engine;            // "io_uring" or "blocking pool"
+  std::string reason;            // why that engine
+  std::size_t rings = 0;         // workers' rings created so far (on first use)
+  std::uint64_t submitted = 0;   // requests submitted to the rings
+  std::uint64_t completed = 0;   // of those, completions reaped
+  std::uint64_t room_waits = 0;  // times a fiber found its worker's ring full
+  // Fibers' calls that ran on the blocking pool instead (engine, or a ring the
+  // kernel refused to create).
+  std::uint64_t fallbacks = 0;
+};
+
 struct RuntimeStats {
   std::vector<SchedulingGroupStats> scheduling_groups;
   BlockingPoolStats blocking_pool;
+  FileIoStats file_io;
 };
 
 }  // namespace weft

@@ -7,7 +7,7 @@
 # HTTP peer) and standalone Asio (the echo server peer, header-only), and for
 # W13 redis-tools (redis-benchmark, the peer of the hooked hiredis clients; the
 # redis-server both drive and libhiredis-dev are in the base list, the hook
-# tests use them).
+# tests use them), and fio (the peer of weft_file_bench).
 #
 # Usage: tools/setup.sh [--bench]   (as root when something is missing)
 set -euo pipefail
@@ -34,6 +34,7 @@ packages=(
   libboost-context-dev
   libboost-fiber-dev
   libhwloc-dev
+  liburing-dev
   libgflags-dev
   googletest
   libgtest-dev
@@ -45,7 +46,7 @@ packages=(
   libcurl4-openssl-dev
 )
 if ((bench)); then
-  packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev redis-tools)
+  packages+=(golang-go gnuplot-nox wrk nginx-light libasio-dev redis-tools fio)
 fi
 
 missing=()

@@ -51,6 +51,20 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
              options.blocking_pool_idle_timeout_ms, 1, 86'400'000, " ms");
   CheckRange("resolve_cache_ttl_ms", "weft_resolve_cache_ttl_ms",
              options.resolve_cache_ttl_ms, 0, 86'400'000, " ms (0 = no cache)");
+  if (options.io_engine != "auto" && options.io_engine != "epoll" &&
+      options.io_engine != "io_uring") {
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::io_engine (--weft_io_engine) is \"" + options.io_engine +
+        "\"; accepted values are \"auto\", \"epoll\" and \"io_uring\"");
+  }
+  CheckRange("io_uring_entries", "weft_io_uring_entries", options.io_uring_entries, 2,
+             32768, ", a power of two");
+  if ((options.io_uring_entries & (options.io_uring_entries - 1)) != 0) {
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::io_uring_entries (--weft_io_uring_entries) is " +
+        std::to_string(options.io_uring_entries) +
+        "; it must be a power of two in 2..32768");
+  }
 }
 
 // WEFT_CHAOS_MIGRATION: unset, empty, 0 or false leave chaos mode to the

@@ -13,6 +13,7 @@
 #include "runtime/detail/futex.h"
 #include "runtime/detail/mutex.h"
 #include "runtime/scheduling_group/fiber_entity.h"
+#include "runtime/scheduling_group/file_ring.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
 
@@ -120,6 +121,23 @@ FiberWorker* CompleteSwitch(SwitchArrival arrival) WEFT_NO_THREAD_SAFETY_ANALYSI
 FiberWorker::FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<int> cpus)
     : group_(group), index_(index), cpus_(std::move(cpus)) {}
 
+// The ring goes after the group's poller (destroyed first, see the members of
+// SchedulingGroup), with no request in flight (file_ring.h).
+FiberWorker::~FiberWorker() = default;
+
+FileRing* FiberWorker::FileRingForCurrentFiber() {
+  if (WEFT_LIKELY(own_ring_ != nullptr) || ring_refused_) return own_ring_.get();
+  std::string why;
+  own_ring_ = FileRing::Create(FileRingEntries(), group_->poller(), &why);
+  if (own_ring_ == nullptr) {
+    ring_refused_ = true;
+    ReportRingCreationFailure(why);
+    return nullptr;
+  }
+  file_ring_.store(own_ring_.get(), std::memory_order_release);
+  return own_ring_.get();
+}
+
 void FiberWorker::Start() {
   seen_local_.assign(group_->worker_count(), ~std::uint64_t{0});
   peer_progress_.assign(group_->worker_count(), PeerProgress{});
@@ -180,6 +198,10 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
   if (WEFT_UNLIKELY(poll_due_) && may_poll) {
     poll_due_ = false;
     if (FiberEntity* fiber = PollWithoutWaiting()) return fiber;
+  }
+  // Completions of this worker's file requests: two loads when there is a ring.
+  if (WEFT_UNLIKELY(own_ring_ != nullptr) && may_poll && own_ring_->HasCompletions()) {
+    if (FiberEntity* fiber = ReapOwnRing()) return fiber;
   }
   if (may_poll && WEFT_UNLIKELY(--picks_until_timers_ == 0)) {
     picks_until_timers_ = kTimerInterval;
@@ -429,6 +451,7 @@ FiberEntity* FiberWorker::Sleep() {
   const std::uint32_t generation = wake_generation_.load(std::memory_order_acquire);
   group_->AnnounceSleep(index_);
   FiberEntity* fiber = PopQueue();
+  if (fiber == nullptr) fiber = ReapOwnRing();
   if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
   if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
   if (fiber != nullptr || group_->stopping()) {
@@ -514,7 +537,17 @@ std::size_t FiberWorker::FireDueTimers() {
   return timers.FireDue(std::chrono::steady_clock::now());
 }
 
+FiberEntity* FiberWorker::ReapOwnRing() {
+  if (own_ring_ == nullptr || !own_ring_->HasCompletions()) return nullptr;
+  FiberEntity* batch[kPollBatch];
+  const std::size_t n = own_ring_->Reap(group_, batch, kPollBatch);
+  if (n == 0) return nullptr;
+  if (n > 1) group_->PushBatch(batch + 1, n - 1);
+  return batch[0];
+}
+
 FiberEntity* FiberWorker::PollWithoutWaiting() {
+  if (FiberEntity* fiber = ReapOwnRing()) return fiber;
   IoPoller& poller = group_->poller();
   // A worker sleeping in the poller is woken by the kernel for every event.
   if (!poller.HasRegistrations() || poller.HasSleeper()) return nullptr;

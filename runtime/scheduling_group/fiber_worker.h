@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -43,6 +44,7 @@
 namespace weft::detail {
 
 struct FiberEntity;
+class FileRing;
 class SchedulingGroup;
 
 // What the context that runs next does with the fiber that just switched away.
@@ -70,6 +72,7 @@ class OwnerCounter {
 class FiberWorker {
  public:
   FiberWorker(SchedulingGroup* group, std::size_t index, std::vector<int> cpus);
+  ~FiberWorker();
   FiberWorker(const FiberWorker&) = delete;
   FiberWorker& operator=(const FiberWorker&) = delete;
 
@@ -106,6 +109,13 @@ class FiberWorker {
 
   bool chaos() const { return chaos_; }
 
+  // This worker's io_uring for file calls (file_ring.h), created on the first
+  // call; nullptr when the kernel refused it (reported once). Only the fiber
+  // running on this worker calls it.
+  FileRing* FileRingForCurrentFiber();
+  // The ring, if created: for stats. Any thread.
+  const FileRing* file_ring() const { return file_ring_.load(std::memory_order_acquire); }
+
   // Whether other fibers are ready to run here (local run stack or the group's
   // queue): a fiber about to wait had better let them run than spin. A hint.
   bool HasReadyWork() const;
@@ -138,6 +148,9 @@ class FiberWorker {
   // it: returns one fiber readied by the look (the others are queued), or
   // nullptr.
   FiberEntity* PollWithoutWaiting();
+  // Reaps this worker's ring if completions wait there: returns one fiber
+  // whose request completed (the others are queued), or nullptr.
+  FiberEntity* ReapOwnRing();
   // Fires the group's deadlines that are due (TimerWorker::FireDue); the
   // fibers they wake go on this worker's local run stack when called between
   // two fibers, to the shared queue otherwise. Returns how many fired. Only
@@ -205,6 +218,10 @@ class FiberWorker {
   std::uint32_t picks_until_timers_ = 1;
   // A look at the group's poller is due at the next switch that may poll.
   bool poll_due_ = false;
+  // The ring for file calls: owned here, published for the stats.
+  std::unique_ptr<FileRing> own_ring_;
+  std::atomic<FileRing*> file_ring_{nullptr};
+  bool ring_refused_ = false;
 
   // Pushed and popped by this worker, popped at the bottom by idle workers of
   // the group.

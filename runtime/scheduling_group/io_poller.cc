@@ -60,6 +60,24 @@ int IoPoller::Register(int fd, std::uint32_t generation) {
   return 0;
 }
 
+int IoPoller::AddCompletionSource(int event_fd, CompletionSource* source) {
+  const std::size_t index = source_count_.fetch_add(1, std::memory_order_relaxed);
+  WEFT_CHECK(index < kMaxCompletionSources)
+      << "weft: more than " << kMaxCompletionSources
+      << " completion sources in one scheduling group";
+  sources_[index].store(source, std::memory_order_release);
+  epoll_event event{};
+  event.events = EPOLLIN;  // level-triggered: drained by the source when it reaps
+  event.data.u64 = (std::uint64_t{index} << 32) | kSourceMark;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd, &event) != 0) {
+    const int error = errno;
+    sources_[index].store(nullptr, std::memory_order_release);
+    return error;
+  }
+  registrations_.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
 void IoPoller::Unregister(int fd) {
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0) {
     registrations_.fetch_sub(1, std::memory_order_relaxed);
@@ -116,6 +134,13 @@ std::size_t IoPoller::Poll(int timeout_ms, SchedulingGroup* group, FiberEntity**
     if (data == kInterruptToken) {
       std::uint64_t count;
       while (Libc().read(event_fd_, &count, sizeof(count)) > 0) {
+      }
+      continue;
+    }
+    if (static_cast<std::uint32_t>(data) == kSourceMark) {
+      CompletionSource* source = sources_[data >> 32].load(std::memory_order_acquire);
+      if (source != nullptr) {
+        stored += source->OnSignal(group, ready + stored, capacity - stored);
       }
       continue;
     }

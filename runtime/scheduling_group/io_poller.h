@@ -14,6 +14,12 @@
 // dropped. For each ready direction the first waiter is woken, or the
 // direction is flagged ready when none waits.
 //
+// Completion sources (file_ring.h: a worker's io_uring) join the same
+// instance through an eventfd the kernel signals on each completion: a worker
+// sleeping in epoll_wait is woken by it and reaps the source, so completions
+// reach parked fibers whichever worker sleeps. A source counts as a
+// registration.
+//
 // While no runtime runs, descriptors are registered with the fallback poller,
 // which has a thread of its own that blocks in epoll_wait (there are no workers
 // then to compete with); it keeps serving them after a runtime starts.
@@ -29,8 +35,23 @@ namespace weft::detail {
 struct FiberEntity;
 class SchedulingGroup;
 
+// Something whose completions an eventfd announces (see the file comment).
+class CompletionSource {
+ public:
+  // Called when the eventfd is readable: drains it and readies the fibers
+  // whose requests completed, as IoPoller::Poll does. Any worker of the group.
+  virtual std::size_t OnSignal(SchedulingGroup* group, FiberEntity** ready,
+                               std::size_t capacity) = 0;
+
+ protected:
+  ~CompletionSource() = default;
+};
+
 class IoPoller {
  public:
+  // At most this many completion sources (one per worker of a group).
+  static constexpr std::size_t kMaxCompletionSources = 64;
+
   // Aborts with a message when the system refuses an epoll instance or an
   // eventfd (out of descriptors).
   IoPoller();
@@ -43,6 +64,10 @@ class IoPoller {
   // or the errno of epoll_ctl (EPERM: a descriptor that cannot be polled, such
   // as a regular file).
   int Register(int fd, std::uint32_t generation);
+  // Adds `source`, announced by `event_fd` (non-blocking), level-triggered.
+  // It stays until the poller is destroyed; it must outlive the poller's
+  // last Poll(). Returns 0 or an errno.
+  int AddCompletionSource(int event_fd, CompletionSource* source);
   // Removes `fd` (still open) from the instance.
   void Unregister(int fd);
   // Registers every open descriptor registered here with `other` instead
@@ -77,11 +102,16 @@ class IoPoller {
 
  private:
   static constexpr std::uint64_t kInterruptToken = ~std::uint64_t{0};
+  // A source's event: this in the low 32 bits (never a descriptor, which is
+  // below 2^31), its index in sources_ in the high ones.
+  static constexpr std::uint32_t kSourceMark = 0xfffffffeu;
 
   int epoll_fd_ = -1;
   int event_fd_ = -1;
   std::atomic<bool> sleeper_{false};
   std::atomic<std::int64_t> registrations_{0};
+  std::atomic<CompletionSource*> sources_[kMaxCompletionSources] = {};
+  std::atomic<std::size_t> source_count_{0};
 };
 
 // Polls the instance while no runtime runs (see the file comment). Created on

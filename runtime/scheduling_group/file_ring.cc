@@ -1,0 +1,301 @@
+#include "runtime/scheduling_group/file_ring.h"
+
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+
+#include "runtime/detail/check.h"
+#include "runtime/detail/libc.h"
+#include "runtime/detail/mutex.h"
+#include "runtime/scheduling_group/fiber_entity.h"
+#include "runtime/scheduling_group/scheduling_group.h"
+
+namespace weft::detail {
+namespace {
+
+// Hands a woken waiter on as IoPoller::Poll does: fibers of `group` into
+// `ready` while there is room, the others readied where they belong.
+void Deliver(Waiter* waiter, SchedulingGroup* group, FiberEntity** ready,
+             std::size_t capacity, std::size_t* stored) {
+  FiberEntity* fiber = waiter->fiber;
+  if (fiber == nullptr) {
+    WaitQueue::Wake(waiter);
+  } else if (group != nullptr && fiber->group == group && *stored < capacity) {
+    fiber->state = FiberState::kReady;
+    ready[(*stored)++] = fiber;
+  } else {
+    ReadyFiber(fiber);
+  }
+}
+
+struct EngineState {
+  Mutex mutex;
+  std::string engine WEFT_GUARDED_BY(mutex);
+  std::string reason WEFT_GUARDED_BY(mutex);
+  std::string logged WEFT_GUARDED_BY(mutex);  // the last line written
+  bool failure_logged WEFT_GUARDED_BY(mutex) = false;
+  std::atomic<bool> rings{false};
+  std::atomic<unsigned> entries{256};
+  std::atomic<std::uint64_t> fallbacks{0};
+};
+
+EngineState& Engine() {
+  static EngineState* state = new EngineState;
+  return *state;
+}
+
+// /proc/sys/kernel/io_uring_disabled (0: allowed, 1: only for privileged
+// processes or io_uring_group, 2: off), or -1 where the kernel has no such
+// switch.
+int IoUringDisabledSetting() {
+  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+  int value = -1;
+  if (!(in >> value)) return -1;
+  return value;
+}
+
+// Empty when the kernel lets this process set up a ring, otherwise why not.
+std::string ProbeIoUring() {
+  io_uring ring;
+  const int result = io_uring_queue_init(2, &ring, 0);
+  if (result == 0) {
+    io_uring_queue_exit(&ring);
+    return {};
+  }
+  std::string why = std::string("io_uring_queue_init failed: ") + std::strerror(-result);
+  const int disabled = IoUringDisabledSetting();
+  if (disabled > 0) {
+    why += " (/proc/sys/kernel/io_uring_disabled is " + std::to_string(disabled) + ")";
+  } else if (result == -ENOSYS || result == -EPERM) {
+    why += " (no kernel support, or a seccomp filter refuses it)";
+  }
+  return why;
+}
+
+}  // namespace
+
+std::unique_ptr<FileRing> FileRing::Create(unsigned entries, IoPoller& poller,
+                                           std::string* error) {
+  std::unique_ptr<FileRing> ring(new FileRing);
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  params.cq_entries = entries * 2;
+  const int result = io_uring_queue_init_params(entries, &ring->ring_, &params);
+  if (result < 0) {
+    *error = std::string("io_uring_queue_init_params failed: ") + std::strerror(-result);
+    return nullptr;
+  }
+  ring->capacity_ = params.cq_entries;
+  ring->event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (ring->event_fd_ < 0) {
+    *error = std::string("eventfd failed: ") + std::strerror(errno);
+    return nullptr;
+  }
+  if (const int r = io_uring_register_eventfd(&ring->ring_, ring->event_fd_); r < 0) {
+    *error = std::string("io_uring_register_eventfd failed: ") + std::strerror(-r);
+    return nullptr;
+  }
+  if (const int r = poller.AddCompletionSource(ring->event_fd_, ring.get()); r != 0) {
+    *error =
+        std::string("adding the ring's eventfd to epoll failed: ") + std::strerror(r);
+    return nullptr;
+  }
+  return ring;
+}
+
+FileRing::~FileRing() {
+  if (capacity_ != 0) io_uring_queue_exit(&ring_);
+  if (event_fd_ >= 0) Libc().close(event_fd_);
+}
+
+void FileRing::Submit() {
+  for (;;) {
+    const int result = io_uring_submit(&ring_);
+    if (result >= 0) {
+      if (io_uring_sq_ready(&ring_) == 0) break;
+      continue;
+    }
+    if (result == -EINTR) continue;
+    // Out of memory for the moment, or completions the kernel has not
+    // posted yet: make room and try again.
+    WEFT_CHECK(result == -EAGAIN || result == -EBUSY)
+        << "weft: io_uring_submit failed: " << std::strerror(-result);
+    Reap(nullptr, nullptr, 0);
+    sched_yield();
+  }
+  submitted_.Add();
+}
+
+void FileRing::WaitForRoom(unsigned needed) {
+  room_waits_.fetch_add(1, std::memory_order_relaxed);
+  // Pairs with AfterReap: either it sees us counted, or we see its room.
+  room_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  room_lock_.lock();
+  if (in_flight_.load(std::memory_order_seq_cst) + needed <= capacity_) {
+    room_lock_.unlock();
+  } else {
+    Waiter waiter;
+    room_waiters_.Park(&waiter, room_lock_);
+  }
+  room_waiting_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+int FileRing::Wait(RingRequest* request, FileRing* ring) {
+  // Still on the submitting worker: a request served inside the submit is
+  // there already.
+  if (ring->HasCompletions()) ring->Reap(nullptr, nullptr, 0);
+  request->lock.lock();
+  if (!request->done) {
+    Waiter waiter;
+    request->waiter.Park(&waiter, request->lock);
+    request->lock.lock();
+  }
+  const int result = request->result;
+  request->lock.unlock();
+  return result;
+}
+
+std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
+                           std::size_t capacity) {
+  std::size_t stored = 0;
+  do {
+    if (reaping_.load(std::memory_order_relaxed) ||
+        reaping_.exchange(true, std::memory_order_acquire)) {
+      // The holder looks again after it lets go (below).
+      return stored;
+    }
+    unsigned count = 0;
+    unsigned head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++count;
+      auto* request = static_cast<RingRequest*>(io_uring_cqe_get_data(cqe));
+      if (request == nullptr) continue;  // a linked timeout's own completion
+      const int result = cqe->res;
+      TakeFromKernel(request);
+      request->lock.lock();
+      request->result = result;
+      request->done = true;
+      Waiter* waiter = request->waiter.PopFront();
+      request->lock.unlock();
+      // Without a waiter the fiber has not parked yet and finds `done`; the
+      // request may be gone from here on.
+      if (waiter != nullptr) Deliver(waiter, group, ready, capacity, &stored);
+      completed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    io_uring_cq_advance(&ring_, count);
+    reaping_.store(false, std::memory_order_seq_cst);
+    if (count != 0) AfterReap(count, group, ready, capacity, &stored);
+    // A reaper that found us holding the flag gave up (after draining the
+    // eventfd): completions posted since our look are ours to take.
+  } while (HasCompletions());
+  return stored;
+}
+
+void FileRing::AfterReap(unsigned completions, SchedulingGroup* group,
+                         FiberEntity** ready, std::size_t capacity, std::size_t* stored) {
+  const unsigned left =
+      in_flight_.fetch_sub(completions, std::memory_order_seq_cst) - completions;
+  if (room_waiting_.load(std::memory_order_seq_cst) == 0) return;
+  // One waiter per completion; all of them once the ring is empty, since a
+  // woken waiter that resumed on another worker uses that worker's ring and
+  // no later completion here would wake the rest.
+  Waiter* woken = nullptr;
+  room_lock_.lock();
+  for (unsigned i = 0; left == 0 || i < completions; ++i) {
+    Waiter* waiter = room_waiters_.PopFront();
+    if (waiter == nullptr) break;
+    waiter->next = woken;
+    woken = waiter;
+  }
+  room_lock_.unlock();
+  while (woken != nullptr) {
+    Waiter* next = woken->next;
+    Deliver(woken, group, ready, capacity, stored);
+    woken = next;
+  }
+}
+
+std::size_t FileRing::OnSignal(SchedulingGroup* group, FiberEntity** ready,
+                               std::size_t capacity) {
+  std::uint64_t count;
+  while (Libc().read(event_fd_, &count, sizeof(count)) > 0) {
+  }
+  return Reap(group, ready, capacity);
+}
+
+void FileRing::AddStats(FileIoStats* out) const {
+  ++out->rings;
+  out->submitted += submitted_.Get();
+  out->completed += completed_.load(std::memory_order_relaxed);
+  out->room_waits += room_waits_.load(std::memory_order_relaxed);
+}
+
+void ChooseFileEngine(const RuntimeOptions& options) {
+  EngineState& state = Engine();
+  std::string reason;
+  bool rings = false;
+  if (options.io_engine == "epoll") {
+    reason = "io_engine is \"epoll\" (--weft_io_engine)";
+  } else {
+    const std::string refused = ProbeIoUring();
+    if (refused.empty()) {
+      rings = true;
+      reason = options.io_engine == "io_uring" ? "io_engine is \"io_uring\""
+                                               : "io_engine is \"auto\" and the kernel "
+                                                 "accepts io_uring";
+    } else {
+      reason = "io_engine is \"" + options.io_engine + "\" but " + refused;
+    }
+  }
+  state.entries.store(static_cast<unsigned>(options.io_uring_entries),
+                      std::memory_order_relaxed);
+  state.rings.store(rings, std::memory_order_release);
+  state.fallbacks.store(0, std::memory_order_relaxed);
+  LockGuard<Mutex> lock(state.mutex);
+  state.engine = rings ? "io_uring" : "blocking pool";
+  state.reason = reason;
+  state.failure_logged = false;
+  const std::string line =
+      "weft: file I/O engine: " + state.engine + " (" + reason + "); sockets use epoll\n";
+  if (line != state.logged) {
+    state.logged = line;
+    std::fputs(line.c_str(), stderr);
+  }
+}
+
+bool FileRingsEnabled() { return Engine().rings.load(std::memory_order_acquire); }
+
+unsigned FileRingEntries() { return Engine().entries.load(std::memory_order_relaxed); }
+
+void ReportRingCreationFailure(const std::string& why) {
+  EngineState& state = Engine();
+  LockGuard<Mutex> lock(state.mutex);
+  if (state.failure_logged) return;
+  state.failure_logged = true;
+  state.reason +=
+      "; a worker's ring failed (" + why + "), its calls use the blocking pool";
+  std::fprintf(stderr,
+               "weft: file I/O: creating a worker's io_uring failed (%s); that worker's "
+               "file calls use the blocking pool\n",
+               why.c_str());
+}
+
+void CountFileFallback() { Engine().fallbacks.fetch_add(1, std::memory_order_relaxed); }
+
+void FillFileEngineStats(FileIoStats* out) {
+  EngineState& state = Engine();
+  out->fallbacks = state.fallbacks.load(std::memory_order_relaxed);
+  LockGuard<Mutex> lock(state.mutex);
+  out->engine = state.engine;
+  out->reason = state.reason;
+}
+
+}  // namespace weft::detail
