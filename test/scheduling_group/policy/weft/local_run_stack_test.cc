@@ -1,6 +1,6 @@
 // LocalRunStack: newest first for its owner, oldest first for thieves, growth
 // that keeps the order, and nothing lost or taken twice under concurrent thieves.
-#include "runtime/scheduling_group/local_run_stack.h"
+#include "runtime/scheduling_group/policy/weft/local_run_stack.h"
 
 #include <gtest/gtest.h>
 
