@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace weft {
@@ -72,6 +73,9 @@ struct BlockingPoolStats {
 };
 
 struct RuntimeStats {
+  // RuntimeOptions::scheduling_policy in effect (or WEFT_SCHEDULING_POLICY's);
+  // empty when the runtime is not running.
+  std::string scheduling_policy;
   std::vector<SchedulingGroupStats> scheduling_groups;
   BlockingPoolStats blocking_pool;
 };

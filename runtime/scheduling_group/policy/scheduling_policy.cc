@@ -5,19 +5,20 @@
 
 namespace weft::detail {
 
-bool IsSchedulingPolicy(const std::string& name) {
-  for (const char* known : kSchedulingPolicies) {
-    if (name == known) return true;
-  }
-  return false;
-}
-
 std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name,
                                                        SchedulingGroup* group,
                                                        std::size_t run_queue_size,
                                                        int memory_node) {
-  if (name == "weft") return std::make_unique<WeftPolicy>(group, run_queue_size, memory_node);
-  WEFT_CHECK(false) << "unknown scheduling policy \"" << name << "\"";
+  if (name == "weft") {
+    return std::make_unique<WeftPolicy>(group, run_queue_size, memory_node,
+                                        WeftPolicy::kLocalRunStacks);
+  }
+  if (name == "v1") {
+    return std::make_unique<WeftPolicy>(group, run_queue_size, memory_node,
+                                        WeftPolicy::kSharedQueueOnly);
+  }
+  WEFT_CHECK(false) << "unknown scheduling policy \"" << name << "\" (known: "
+                    << SchedulingPolicyList() << ")";
   return nullptr;
 }
 

@@ -21,9 +21,9 @@
 // scheduling_group_local fiber leave its group, and lets workers sleep (no
 // CPU) when nothing is ready.
 //
-// Adding a policy: a folder beside weft/ with a SchedulingPolicy subclass, and
-// its name in kSchedulingPolicies and MakeSchedulingPolicy
-// (scheduling_policy.cc).
+// Adding a policy: a folder beside weft/ with a SchedulingPolicy subclass, its
+// name in kSchedulingPolicies (runtime/detail/scheduling_policies.h, where
+// option checking finds it) and in MakeSchedulingPolicy (scheduling_policy.cc).
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_POLICY_SCHEDULING_POLICY_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_POLICY_SCHEDULING_POLICY_H_
 
@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "runtime/detail/scheduling_policies.h"
 #include "runtime/runtime_stats.h"
 
 namespace weft::detail {
@@ -42,6 +43,9 @@ class SchedulingGroup;
 class SchedulingPolicy {
  public:
   virtual ~SchedulingPolicy() = default;
+
+  // The name it is chosen by (one of kSchedulingPolicies).
+  virtual const char* name() const = 0;
 
   // Once, after the group's workers and steal peers are set up, before any
   // worker runs.
@@ -85,13 +89,7 @@ class SchedulingPolicy {
   virtual void CollectStats(SchedulingGroupStats* out) const = 0;
 };
 
-// The policies, by the name --weft_scheduling_policy takes.
-inline constexpr const char* kSchedulingPolicies[] = {"weft"};
-
-// Whether `name` is one of kSchedulingPolicies.
-bool IsSchedulingPolicy(const std::string& name);
-
-// The policy named `name` (one of kSchedulingPolicies) for `group`, whose run
+// The policy named `name` (one of kSchedulingPolicies; anything else aborts) for `group`, whose run
 // queue holds `run_queue_size` fibers before it overflows and prefers NUMA
 // node `memory_node` (< 0: none).
 std::unique_ptr<SchedulingPolicy> MakeSchedulingPolicy(const std::string& name,

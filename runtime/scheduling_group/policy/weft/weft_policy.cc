@@ -35,8 +35,12 @@ constexpr std::chrono::microseconds kStrandedAfter{50};
 
 }  // namespace
 
-WeftPolicy::WeftPolicy(SchedulingGroup* group, std::size_t run_queue_size, int memory_node)
-    : group_(group), memory_node_(memory_node), queue_(run_queue_size, memory_node) {}
+WeftPolicy::WeftPolicy(SchedulingGroup* group, std::size_t run_queue_size, int memory_node,
+                       Mode mode)
+    : group_(group),
+      memory_node_(memory_node),
+      local_run_stacks_(mode == kLocalRunStacks),
+      queue_(run_queue_size, memory_node) {}
 
 WeftPolicy::~WeftPolicy() = default;
 
@@ -88,7 +92,7 @@ void WeftPolicy::Requeue(FiberWorker*, FiberEntity* fiber) {
 }
 
 void WeftPolicy::ReadyLocal(FiberWorker* worker, FiberEntity* fiber) {
-  if (WEFT_UNLIKELY(worker->chaos())) {
+  if (!local_run_stacks_ || WEFT_UNLIKELY(worker->chaos())) {
     Push(fiber);
     return;
   }

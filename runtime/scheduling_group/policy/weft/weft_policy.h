@@ -47,6 +47,10 @@
 // under a mutex), counted in run_queue_overflows; any worker that pops moves
 // overflow fibers back into the ring as room appears.
 //
+// The same class is tRPC's v1 policy (the design weft's descends from) when
+// built with kSharedQueueOnly: no local run stacks, every readied fiber goes
+// through the shared queue and its wake-up rule.
+//
 // Chaos mode (groups of two or more workers): the local run stack is not
 // used, and a worker that pops a fiber it ran last passes it back (see
 // FiberWorker::ChaosTake).
@@ -77,9 +81,13 @@ class WeftPolicy final : public SchedulingPolicy {
   // At most this many workers spin at once.
   static constexpr int kMaxSpinners = 2;
 
-  WeftPolicy(SchedulingGroup* group, std::size_t run_queue_size, int memory_node);
+  enum Mode { kLocalRunStacks, kSharedQueueOnly };
+
+  WeftPolicy(SchedulingGroup* group, std::size_t run_queue_size, int memory_node,
+             Mode mode);
   ~WeftPolicy() override;
 
+  const char* name() const override { return local_run_stacks_ ? "weft" : "v1"; }
   void Start() override;
   void WakeAllToStop() override;
   void Push(FiberEntity* fiber) override;
@@ -212,6 +220,7 @@ class WeftPolicy final : public SchedulingPolicy {
 
   SchedulingGroup* const group_;
   const int memory_node_;
+  const bool local_run_stacks_;
   RunQueue<FiberEntity> queue_;
   std::vector<NumaNodePtr<WorkerState>> workers_;
   bool may_steal_ = false;
