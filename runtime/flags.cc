@@ -31,6 +31,9 @@ DEFINE_uint64(weft_stats_log_interval_ms, 0,
 DEFINE_bool(weft_chaos_migration, false,
             "Testing aid: send every fiber made ready to a worker other than the one it "
             "last ran on, to expose code that relies on staying on one thread.");
+DEFINE_string(weft_scheduling_policy, "weft",
+              "How scheduling groups queue, pick and steal fibers and wake workers: "
+              "weft (shared queue + local run stacks) or v1 (tRPC's v1, shared queue).");
 DEFINE_uint64(weft_blocking_pool_max_threads, 64,
               "Most threads the blocking pool (weft::RunBlocking, name lookups) runs at "
               "once, 1..4096; further calls wait in a queue.");
@@ -66,6 +69,7 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.topology = FLAGS_weft_topology;
   options.stats_log_interval_ms = FLAGS_weft_stats_log_interval_ms;
   options.chaos_migration = FLAGS_weft_chaos_migration;
+  options.scheduling_policy = FLAGS_weft_scheduling_policy;
   options.blocking_pool_max_threads = FLAGS_weft_blocking_pool_max_threads;
   options.blocking_pool_idle_timeout_ms = FLAGS_weft_blocking_pool_idle_timeout_ms;
   options.resolve_cache_ttl_ms = FLAGS_weft_resolve_cache_ttl_ms;

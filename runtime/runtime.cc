@@ -71,7 +71,7 @@ void StartRuntime(const RuntimeOptions& options) {
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
     detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
-    detail::CreateGroups(options, plan.layout, plan.groups, plan.chaos_migration, &state);
+    detail::CreateGroups(options, plan, &state);
   }
   // A hook library in the process (hook/) sends fibers' blocking calls here
   // from now on.
@@ -170,8 +170,9 @@ void DumpRuntimeStats(std::ostream& out) {
     alive += group.fibers_alive;
   }
   std::ostringstream text;  // one write, so that concurrent output does not interleave
-  text << "weft stats: " << stats.scheduling_groups.size() << " scheduling groups, "
-       << workers << " workers, " << alive << " fibers alive";
+  text << "weft stats: " << stats.scheduling_groups.size() << " scheduling groups ("
+       << stats.scheduling_policy << " policy), " << workers << " workers, " << alive
+       << " fibers alive";
   if (detail::State().chaos_migration.load(std::memory_order_relaxed)) {
     text << ", chaos migration on (" << detail::ChaosFallbacks()
          << " fallbacks to the previous worker)";
@@ -221,6 +222,7 @@ RuntimeStats GetRuntimeStats() {
     group->CollectStats(&stats.scheduling_groups.back());
   }
   if (!stats.scheduling_groups.empty()) {
+    stats.scheduling_policy = state.groups.front()->policy().name();
     stats.blocking_pool = detail::BlockingPool::Global().Stats();
     detail::FillFileEngineStats(&stats.file_io);
     for (const auto& group : state.groups) {

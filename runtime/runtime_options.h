@@ -58,6 +58,13 @@ struct RuntimeOptions {
   // The environment variable WEFT_CHAOS_MIGRATION=1 turns it on for every
   // runtime the process starts, whatever the options say.
   bool chaos_migration = false;
+  // How each scheduling group queues, picks and steals ready fibers and how
+  // its idle workers sleep and wake (docs/tuning.md, "Scheduling policies"):
+  // "weft" (a shared queue plus a local run stack per worker), "v1" (tRPC's
+  // v1: the shared queue alone). The environment variable
+  // WEFT_SCHEDULING_POLICY, when set, overrides it for every runtime the
+  // process starts (how the test suite runs under each policy).
+  std::string scheduling_policy = "weft";
   // Most plain threads the blocking pool (runtime/blocking.h) runs at once.
   // The pool starts a thread when a task comes and none is idle, up to this
   // many; further tasks wait in FIFO order for a thread to come free. Each

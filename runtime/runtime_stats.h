@@ -87,6 +87,9 @@ struct FileIoStats {
 };
 
 struct RuntimeStats {
+  // RuntimeOptions::scheduling_policy in effect (or WEFT_SCHEDULING_POLICY's);
+  // empty when the runtime is not running.
+  std::string scheduling_policy;
   std::vector<SchedulingGroupStats> scheduling_groups;
   BlockingPoolStats blocking_pool;
   FileIoStats file_io;

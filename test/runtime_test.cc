@@ -147,6 +147,12 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidOptionCase{"AccessibleCpusOutsideTheAffinityMask",
                           [](RuntimeOptions& o) { o.accessible_cpus = "4000"; },
                           "accessible_cpus", false},
+        InvalidOptionCase{"SchedulingPolicyUnknown",
+                          [](RuntimeOptions& o) { o.scheduling_policy = "v9"; },
+                          "scheduling_policy", true},
+        InvalidOptionCase{"SchedulingPolicyEmpty",
+                          [](RuntimeOptions& o) { o.scheduling_policy.clear(); },
+                          "scheduling_policy", true},
         InvalidOptionCase{"TopologyMalformed",
                           [](RuntimeOptions& o) { o.topology = "pack:banana core"; },
                           "topology", false}),
@@ -464,7 +470,10 @@ TEST(DumpRuntimeStats, DescribesEveryGroupAndWorker) {
   std::ostringstream out;
   DumpRuntimeStats(out);
   const std::string text = out.str();
-  EXPECT_NE(text.find("weft stats: 2 scheduling groups, 4 workers"), std::string::npos)
+  const std::string policy = testing::RunningSchedulingPolicy();
+  EXPECT_FALSE(policy.empty());
+  EXPECT_NE(text.find("weft stats: 2 scheduling groups (" + policy + " policy), 4 workers"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("group 1 (NUMA node"), std::string::npos) << text;
   EXPECT_NE(text.find("  worker 1: created"), std::string::npos) << text;

@@ -54,6 +54,13 @@ constexpr std::size_t Scaled(std::size_t n, std::size_t at_least = 1) {
 // value read before the switch; a system call cannot be folded that way.
 inline long OsThreadId() { return syscall(SYS_gettid); }
 
+// The scheduling policy of the running runtime (WEFT_SCHEDULING_POLICY may
+// choose it for the whole suite): tests of one policy's own properties skip
+// under the others.
+inline std::string RunningSchedulingPolicy() {
+  return GetRuntimeStats().scheduling_policy;
+}
+
 // Threads of this process, from /proc/self/status (-1 and a test failure if
 // the line is missing).
 inline int CountThreads() {

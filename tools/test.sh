@@ -6,6 +6,8 @@
 #   e.g. tools/test.sh thread -R FiberMutex
 # `chaos` runs the release build's suite with WEFT_CHAOS_MIGRATION=1: every
 # fiber made ready resumes on another worker (RuntimeOptions::chaos_migration).
+# WEFT_SCHEDULING_POLICY=<name> in the environment runs any of them under that
+# scheduling policy (RuntimeOptions::scheduling_policy) instead of weft's.
 # `thread-safety` builds with clang and -Wthread-safety -Werror (a lock
 # annotation broken anywhere in the library fails the build) and runs the
 # annotation tests, the negative compile tests among them, and the layering

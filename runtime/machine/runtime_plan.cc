@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/detail/scheduling_policies.h"
+
 namespace weft::detail {
 namespace {
 
@@ -82,6 +84,26 @@ bool ChaosMigrationFromEnvironment() {
       "(--weft_chaos_migration)");
 }
 
+// RuntimeOptions::scheduling_policy (checked whatever the environment says),
+// unless WEFT_SCHEDULING_POLICY names one.
+std::string SchedulingPolicy(const RuntimeOptions& options) {
+  if (!IsSchedulingPolicy(options.scheduling_policy)) {
+    throw std::invalid_argument(
+        "weft: RuntimeOptions::scheduling_policy (--weft_scheduling_policy) is \"" +
+        options.scheduling_policy + "\"; accepted: " + SchedulingPolicyList());
+  }
+  const char* value = std::getenv("WEFT_SCHEDULING_POLICY");
+  if (value == nullptr || *value == '\0') return options.scheduling_policy;
+  if (!IsSchedulingPolicy(value)) {
+    throw std::invalid_argument(
+        std::string("weft: the environment variable WEFT_SCHEDULING_POLICY is \"") + value +
+        "\"; set it to one of " + SchedulingPolicyList() +
+        ", or unset it to leave the choice to RuntimeOptions::scheduling_policy "
+        "(--weft_scheduling_policy)");
+  }
+  return value;
+}
+
 }  // namespace
 
 RuntimePlan PlanRuntime(const RuntimeOptions& options) {
@@ -91,6 +113,7 @@ RuntimePlan PlanRuntime(const RuntimeOptions& options) {
   plan.layout = DiscoverCpus(options);
   plan.groups = PlanGroups(options, plan.layout);
   plan.chaos_migration = options.chaos_migration || ChaosMigrationFromEnvironment();
+  plan.scheduling_policy = SchedulingPolicy(options);
   return plan;
 }
 

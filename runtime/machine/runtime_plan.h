@@ -4,6 +4,7 @@
 #ifndef WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
 #define WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
 
+#include <string>
 #include <vector>
 
 #include "runtime/machine/topology.h"
@@ -17,11 +18,14 @@ struct RuntimePlan {
   // RuntimeOptions::chaos_migration, or WEFT_CHAOS_MIGRATION from the
   // environment.
   bool chaos_migration = false;
+  // RuntimeOptions::scheduling_policy, or WEFT_SCHEDULING_POLICY from the
+  // environment.
+  std::string scheduling_policy;
 };
 
 // The plan for `options` on this machine. Every option is checked first, so
 // this throws std::invalid_argument for a value out of range, a bad topology or
-// accessible_cpus, a bad WEFT_CHAOS_MIGRATION, or a layout that cannot be made.
+// accessible_cpus, a bad WEFT_CHAOS_MIGRATION or WEFT_SCHEDULING_POLICY, or a layout that cannot be made.
 RuntimePlan PlanRuntime(const RuntimeOptions& options);
 
 }  // namespace weft::detail

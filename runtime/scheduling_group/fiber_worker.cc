@@ -20,39 +20,21 @@
 namespace weft::detail {
 namespace {
 
-// How long an idle worker spins before it sleeps: long enough to catch work
-// that arrives in bursts without a futex round trip, short enough that an idle
-// runtime burns next to no CPU.
-constexpr std::chrono::microseconds kSpinBudget{30};
-// Spin iterations between clock reads and scans of the local run stacks.
-constexpr int kSpinCheckInterval = 64;
-// Consecutive local picks before the shared queue is served first.
-constexpr std::uint32_t kMaxLocalStreak = 16;
-// How long a fiber that has not run yet may stay at the bottom of the local
-// run stack, under newer fibers, before it goes to the shared queue. In a tree
-// of fibers that is the shallowest waiting node, and starting it early starts a
-// whole subtree: breadth first, with every fiber of it alive at once. Long
-// enough for a tree to unfold depth first, short enough that fibers handing
-// work back and forth on top cannot starve it. (A fiber that ran before, a
-// woken waiter, moves at once: that creates no work, and lets the group's
-// other workers share the wake-ups.)
-constexpr std::chrono::milliseconds kLocalPatience{2};
-// RescueStranded: how often a running worker looks at another's local run
-// stack, and how long that one must have gone without a switch.
-constexpr std::uint32_t kRescueInterval = 64;
-constexpr std::chrono::microseconds kStrandedAfter{50};
-// How long a worker sleeps before it looks for work once more. Placing a fiber
-// on a running worker's local run stack or requeueing a yielder wakes sleepers
-// without a fence (see WakeIfIdleWorkerSleeps), so in a window of a few
+// How long a worker sleeps before it looks for work once more. A policy may
+// place a fiber on a running worker's local queue or requeue a yielder and
+// wake sleepers without a fence (weft's does), so in a window of a few
 // instructions a worker falling asleep and the placement can miss each other;
-// the second look bounds how long such a fiber can wait when its worker's
-// current fiber does not block. One extra wake-up per sleep, none while asleep.
+// the second look (SchedulingPolicy::SecondLook) bounds how long such a fiber
+// can wait when its worker's current fiber does not block. One extra wake-up per sleep, none while asleep.
 // Longer than the kernel's tick (4 ms at HZ=250): a futex or epoll wait whose
 // timeout falls before the next tick is slow to wake from on a virtual machine
 // (measured here: 9 µs from FUTEX_WAKE to running with a 1 or 2 ms timeout,
 // 1.8 µs with 4 ms and more, or none), and every wake-up of a worker that
 // slept less than the timeout paid for it.
 constexpr std::chrono::milliseconds kSecondLook{10};
+// How often a running worker looks at the group's poller when no worker
+// sleeps in it: every that many switches that may poll.
+constexpr std::uint32_t kPollInterval = 64;
 // How often a running worker looks for due deadlines: every that many picks
 // (only a couple of loads while the group holds no deadline, a clock read
 // otherwise).
@@ -105,7 +87,7 @@ FiberWorker* CompleteSwitch(SwitchArrival arrival) WEFT_NO_THREAD_SAFETY_ANALYSI
     case AfterSwitch::kNothing:
       break;
     case AfterSwitch::kRequeue:
-      record.from->group->Requeue(record.from);
+      record.from->group->policy().Requeue(record.worker, record.from);
       break;
     case AfterSwitch::kUnlock:
       record.lock->unlock();
@@ -139,12 +121,8 @@ FileRing* FiberWorker::FileRingForCurrentFiber() {
 }
 
 void FiberWorker::Start() {
-  seen_local_.assign(group_->worker_count(), ~std::uint64_t{0});
-  peer_progress_.assign(group_->worker_count(), PeerProgress{});
-  may_steal_ = group_->may_steal();
+  policy_ = &group_->policy();
   chaos_ = group_->chaos_migration() && group_->worker_count() > 1;
-  // Workers of a group start their steal rounds at different victims.
-  steal_cursor_ = index_;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -170,7 +148,7 @@ void FiberWorker::Run() {
   errno_location_ = &errno;
   current_worker = this;
   AdoptThreadContext(&scheduler_context_);
-  while (FiberEntity* fiber = WaitForWork()) {
+  while (FiberEntity* fiber = policy_->WaitForWork(this)) {
     current_ = fiber;
     fiber->state = FiberState::kRunning;
     fiber->last_worker = this;
@@ -181,19 +159,12 @@ void FiberWorker::Run() {
   current_worker = nullptr;
 }
 
-__attribute__((always_inline)) inline FiberEntity* FiberWorker::PopQueue() {
-  FiberEntity* fiber = group_->Pop();
-  if (WEFT_UNLIKELY(chaos_) && fiber != nullptr) fiber = ChaosTake(fiber);
-  return fiber;
-}
-
 __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool may_poll) {
-  if (WEFT_UNLIKELY(--picks_until_rescue_ == 0)) {
-    picks_until_rescue_ = kRescueInterval;
+  if (WEFT_UNLIKELY(--picks_until_poll_ == 0)) {
+    picks_until_poll_ = kPollInterval;
     // With every worker busy no one sleeps in the poller: look between fibers,
     // at the first switch that holds no wait-queue lock from here on.
     poll_due_ = true;
-    if (FiberEntity* fiber = RescueStranded()) return fiber;
   }
   if (WEFT_UNLIKELY(poll_due_) && may_poll) {
     poll_due_ = false;
@@ -205,40 +176,11 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
   }
   if (may_poll && WEFT_UNLIKELY(--picks_until_timers_ == 0)) {
     picks_until_timers_ = kTimerInterval;
-    // The fibers woken go on the local stack, ahead of the queue: a request
+    // The fibers woken go through ReadyLocal, ahead of the queue: a request
     // that was waiting finishes before new ones start.
     FireDueTimers();
   }
-  if (local_.size() != 0) {
-    if (++local_streak_ <= kMaxLocalStreak) {
-      if (FiberEntity* fiber = local_.PopNewest()) return fiber;
-    } else {
-      // Fairness: the oldest local fiber goes behind the queue's fibers
-      // (unless it is the only fiber ready; a fiber that never ran only once
-      // it has sat at the bottom for kLocalPatience, as seen at these looks),
-      // and the queue is served first.
-      local_streak_ = 0;
-      FiberEntity* moved = local_.PopOldestIf(
-          group_->LooksEmpty() ? 2 : 1, [this](FiberEntity* oldest) {
-            if (oldest->last_worker != nullptr) return true;
-            const auto now = std::chrono::steady_clock::now();
-            if (oldest != oldest_local_) {
-              oldest_local_ = oldest;
-              oldest_local_since_ = now;
-              return false;
-            }
-            return now - oldest_local_since_ >= kLocalPatience;
-          });
-      if (moved != nullptr) {
-        oldest_local_ = nullptr;
-        group_->Push(moved);
-      }
-      if (FiberEntity* fiber = PopQueue()) return fiber;
-      if (FiberEntity* fiber = local_.PopNewest()) return fiber;
-    }
-  }
-  local_streak_ = 0;
-  return PopQueue();
+  return policy_->PickNext(this);
 }
 
 FiberEntity* FiberWorker::ChaosTake(FiberEntity* fiber) {
@@ -248,7 +190,7 @@ FiberEntity* FiberWorker::ChaosTake(FiberEntity* fiber) {
       fiber->chaos_passed_back_since = now;
     }
     if (now - fiber->chaos_passed_back_since < kChaosPatience) {
-      group_->PushAvoiding(fiber, index_);
+      policy_->PushAvoiding(fiber, index_);
       chaos_passed_back_ = true;
       return nullptr;
     }
@@ -303,175 +245,22 @@ void FiberWorker::DispatchTo(FiberEntity* fiber) {
   SwitchFromFiber(fiber, AfterSwitch::kRequeue, nullptr);
 }
 
-void FiberWorker::ReadyLocal(FiberEntity* fiber) {
-  local_.Push(fiber);
-  // An idle worker may take a local fiber if the current one keeps running.
-  // Best effort, like a requeue: this worker takes it itself as soon as the
-  // current fiber blocks, so a missed wake-up delays it but cannot strand it.
-  group_->WakeIfIdleWorkerSleeps();
-}
+void FiberWorker::ReadyLocal(FiberEntity* fiber) { policy_->ReadyLocal(this, fiber); }
 
-FiberEntity* FiberWorker::StealLocal(FiberWorker* other, bool patient) {
-  const std::size_t size = other->local_.size();
-  std::uint64_t& seen = seen_local_[other->index_];
-  if (size == 0) {
-    seen = ~std::uint64_t{0};
-    return nullptr;
-  }
-  if (patient && size == 1) {
-    const std::uint64_t generation = other->local_.generation();
-    if (seen != generation) {
-      seen = generation;  // give its owner until our next scan to run it
-      return nullptr;
-    }
-  }
-  return other->local_.PopOldest();
-}
-
-__attribute__((noinline)) FiberEntity* FiberWorker::RescueStranded() {
-  const std::size_t n = group_->worker_count();
-  if (n < 2 || chaos_) return nullptr;
-  rescue_cursor_ = (rescue_cursor_ + 1) % n;
-  if (rescue_cursor_ == index_) rescue_cursor_ = (rescue_cursor_ + 1) % n;
-  FiberWorker* peer = group_->worker(rescue_cursor_);
-  PeerProgress& seen = peer_progress_[rescue_cursor_];
-  if (peer->local_.size() == 0) {
-    seen.stalled_since = {};
-    return nullptr;
-  }
-  const std::uint64_t switches = peer->stats_.switches.Get();
-  const auto now = std::chrono::steady_clock::now();
-  if (seen.stalled_since == std::chrono::steady_clock::time_point{} ||
-      switches != seen.switches) {
-    seen.switches = switches;
-    seen.stalled_since = now;
-    return nullptr;
-  }
-  if (now - seen.stalled_since < kStrandedAfter) return nullptr;
-  seen.stalled_since = {};
-  FiberEntity* fiber = peer->local_.PopOldest();
-  if (fiber != nullptr) stats_.stranded_rescues.Add();
-  return fiber;
-}
-
-FiberEntity* FiberWorker::StealAnyLocal(bool patient) {
-  const std::size_t n = group_->worker_count();
-  for (std::size_t i = 1; i < n; ++i) {
-    FiberWorker* other = group_->worker((index_ + i) % n);
-    if (FiberEntity* fiber = StealLocal(other, patient)) return fiber;
-  }
-  return nullptr;
-}
-
-FiberEntity* FiberWorker::TryStealFromPeers(bool before_sleep) {
-  const StealPeers& peers = group_->steal_peers();
-  ++steal_clock_;
-  if (FiberEntity* fiber = StealIfDue(peers.same_node, peers.same_node_ratio,
-                                      before_sleep, &stats_.steals_within_numa_node)) {
-    return fiber;
-  }
-  return StealIfDue(peers.other_nodes, peers.other_nodes_ratio, before_sleep,
-                    &stats_.steals_across_numa_nodes);
-}
-
-FiberEntity* FiberWorker::StealIfDue(const std::vector<SchedulingGroup*>& victims,
-                                     std::size_t ratio, bool before_sleep,
-                                     OwnerCounter* steals) {
-  if (victims.empty() || (!before_sleep && steal_clock_ % ratio != 0)) return nullptr;
-  const std::size_t start = steal_cursor_++;
-  for (std::size_t i = 0; i < victims.size(); ++i) {
-    if (FiberEntity* fiber = victims[(start + i) % victims.size()]->PopForThief()) {
-      // We own it now: no one else reads its group until it is queued or run.
-      fiber->group = group_;
-      steals->Add();
-      return fiber;
-    }
-  }
-  return nullptr;
-}
-
-FiberEntity* FiberWorker::WaitForWork() {
-  for (;;) {
-    FiberEntity* fiber = PopQueue();
-    if (fiber == nullptr) fiber = TrySteal();
-    if (fiber == nullptr && group_->TryStartSpinning()) {
-      stats_.spins.Add();
-      // A spinner passes the wake-up on itself.
-      if (FiberEntity* spun = Spin()) return spun;
-    }
-    if (fiber == nullptr && FireDueTimers() != 0) continue;
-    if (fiber == nullptr) fiber = Sleep();
-    if (fiber != nullptr) {
-      group_->PassOnWakeUp();
-      return fiber;
-    }
-    if (group_->stopping() && group_->LooksEmpty()) return nullptr;
-  }
-}
-
-FiberEntity* FiberWorker::Spin() {
-  const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
-  FiberEntity* found = nullptr;
-  for (int i = 1;; ++i) {
-    if ((found = PopQueue()) != nullptr) break;
-    if ((found = TrySteal()) != nullptr) break;
-    if (i % kSpinCheckInterval == 0) {
-      if ((found = StealAnyLocal(/*patient=*/true)) != nullptr) break;
-      if ((found = PollWithoutWaiting()) != nullptr) break;
-      if (FireDueTimers() != 0 && (found = PopQueue()) != nullptr) break;
-      if (group_->stopping() || std::chrono::steady_clock::now() >= deadline) break;
-    }
-    CpuRelax();
-  }
-  const bool was_last = group_->StopSpinning();
-  if (found != nullptr) {
-    if (was_last) {
-      // Producers that saw us spinning woke no one: whatever they queued is
-      // ours to hand on. Keep a spinner around for the producers' sake (the
-      // one we wake pays the syscall's latency, not them); with every worker
-      // of the group busy and work still queued, an idle peer group may help.
-      // The fence pairs with AnnounceSleep's: either we see a sleeper's bit
-      // or it sees the queued work.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!group_->WakeOneSleeper() && may_steal_ && !group_->LooksEmpty()) {
-        group_->WakeIdlePeers(1);
-      }
-    }
-    return found;
-  }
-  // A producer that saw us spinning woke no one, so its fibers may be queued
-  // now. WaitForWork goes on to Sleep(), whose look at the queue after
-  // announcing the sleep takes them and passes the wake-up on for the rest.
-  // (Taking one here and returning it, as this once did, stranded the others
-  // of a burst while every other worker slept.)
-  return nullptr;
-}
-
-FiberEntity* FiberWorker::Sleep() {
-  const std::uint32_t generation = wake_generation_.load(std::memory_order_acquire);
-  group_->AnnounceSleep(index_);
-  FiberEntity* fiber = PopQueue();
-  if (fiber == nullptr) fiber = ReapOwnRing();
-  if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
-  if (fiber == nullptr) fiber = TrySteal(/*before_sleep=*/true);
-  if (fiber != nullptr || group_->stopping()) {
-    // If a producer had claimed us meanwhile, its wake-up is passed on with
-    // the rest (WaitForWork's PassOnWakeUp).
-    group_->WithdrawSleep(index_);
-    return fiber;
-  }
+FiberEntity* FiberWorker::Block(std::uint32_t generation) {
+  // Completions on this worker's file ring are ours to take before we sleep:
+  // its eventfd wakes a worker sleeping in the poller, but not a futex sleeper.
+  if (FiberEntity* fiber = ReapOwnRing()) return fiber;
   stats_.sleeps.Add();
   // No one looks at the deadlines once the last of us sleeps: the timer
   // thread must then sleep until the earliest exactly.
-  if (group_->AllWorkersAsleep()) group_->timer_worker().WorkersWentToSleep();
+  if (policy_->AllWorkersAsleep()) group_->timer_worker().WorkersWentToSleep();
+  FiberEntity* fiber = nullptr;
   IoPoller& poller = group_->poller();
   if (poller.HasRegistrations() && !chaos_passed_back_ && poller.TryTakeSleeperToken()) {
-    fiber = SleepInPoller(generation);
+    fiber = BlockInPoller(generation);
     poller.ReturnSleeperToken();
-    if (fiber != nullptr) {
-      group_->WithdrawSleep(index_);
-      return fiber;
-    }
+    if (fiber != nullptr) return fiber;
   } else if (WEFT_UNLIKELY(std::exchange(chaos_passed_back_, false))) {
     // Back after kChaosPatience at the latest, to take a fiber we passed back
     // if no other worker has.
@@ -481,14 +270,8 @@ FiberEntity* FiberWorker::Sleep() {
     FutexWaitFor(&wake_generation_, generation,
                  std::chrono::nanoseconds(kSecondLook).count());
     if (wake_generation_.load(std::memory_order_acquire) == generation) {
-      // Not woken: the second look (see kSecondLook). Still announced, so a
-      // producer may claim us meanwhile; WithdrawSleep sorts that out.
-      fiber = PopQueue();
-      if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
-      if (fiber != nullptr) {
-        group_->WithdrawSleep(index_);
-        return fiber;
-      }
+      // Not woken: the second look (see kSecondLook).
+      if ((fiber = policy_->SecondLook(this)) != nullptr) return fiber;
       while (wake_generation_.load(std::memory_order_acquire) == generation) {
         FutexWait(&wake_generation_, generation);
       }
@@ -497,13 +280,10 @@ FiberEntity* FiberWorker::Sleep() {
   if (wake_generation_.load(std::memory_order_acquire) != generation) {
     stats_.wakeups.Add();
   }
-  // Normally the waker cleared our bit; after a late wake-up from an earlier
-  // round it is still set, and an awake worker must not look asleep.
-  group_->WithdrawSleep(index_);
   return nullptr;
 }
 
-FiberEntity* FiberWorker::SleepInPoller(std::uint32_t generation) {
+FiberEntity* FiberWorker::BlockInPoller(std::uint32_t generation) {
   IoPoller& poller = group_->poller();
   FiberEntity* batch[kPollBatch];
   std::size_t n = 0;
@@ -517,9 +297,7 @@ FiberEntity* FiberWorker::SleepInPoller(std::uint32_t generation) {
         wake_generation_.load(std::memory_order_acquire) == generation) {
       // The second look, as in the futex sleep (see kSecondLook).
       timeout_ms = -1;
-      FiberEntity* fiber = PopQueue();
-      if (fiber == nullptr) fiber = StealAnyLocal(/*patient=*/false);
-      if (fiber != nullptr) {
+      if (FiberEntity* fiber = policy_->SecondLook(this)) {
         in_poller_.store(false, std::memory_order_seq_cst);
         return fiber;
       }
@@ -527,7 +305,7 @@ FiberEntity* FiberWorker::SleepInPoller(std::uint32_t generation) {
   }
   in_poller_.store(false, std::memory_order_seq_cst);
   if (n == 0) return nullptr;
-  if (n > 1) group_->PushBatch(batch + 1, n - 1);
+  if (n > 1) policy_->PushBatch(batch + 1, n - 1);
   return batch[0];
 }
 
@@ -554,13 +332,11 @@ FiberEntity* FiberWorker::PollWithoutWaiting() {
   FiberEntity* batch[kPollBatch];
   const std::size_t n = poller.Poll(0, group_, batch, kPollBatch);
   if (n == 0) return nullptr;
-  if (n > 1) group_->PushBatch(batch + 1, n - 1);
+  if (n > 1) policy_->PushBatch(batch + 1, n - 1);
   return batch[0];
 }
 
-bool FiberWorker::HasReadyWork() const {
-  return local_.size() != 0 || !group_->LooksEmpty();
-}
+bool FiberWorker::HasReadyWork() const { return policy_->HasReadyWork(this); }
 
 void FiberWorker::Wake() {
   wake_generation_.fetch_add(1, std::memory_order_seq_cst);

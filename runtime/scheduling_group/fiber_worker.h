@@ -1,30 +1,21 @@
 // A FiberWorker is one OS thread of a scheduling group. It runs ready fibers,
 // switching directly from one fiber to the next; only when nothing is ready does
-// it return to its own stack (the "scheduler context") to spin or sleep.
+// it return to its own stack (the "scheduler context") to wait for work.
 //
-// Each worker has a local run stack (local_run_stack.h): a fiber readied by a
-// fiber running on this worker (a spawned child, a woken waiter) goes on top
-// and runs as soon as the current fiber blocks, newest first, on a warm cache
-// and without a queue round trip. Idle workers of the group take the oldest:
-// at once when there are two or more, otherwise when the one has sat there for
-// a while (two scans apart), so a busy worker cannot hold it back. After
-// kMaxLocalStreak consecutive local picks the oldest local fiber goes to the
-// shared queue (one that never ran only after it has sat at the bottom for
-// kLocalPatience) and the queue is served first, so fibers that hand work back
-// and forth starve neither the queue nor the bottom of the stack, while a tree
-// of fibers still unfolds depth first.
-//
-// An idle worker also steals from other groups' queues (never from their
-// local run stacks); see scheduling_group.h for when.
+// Which fiber runs next, where readied fibers wait, and how an idle worker
+// spins, steals and sleeps belong to the group's scheduling policy
+// (policy/scheduling_policy.h); the worker owns the switches, the looks at the
+// group's I/O poller and deadlines between fibers, and the means to sleep and
+// be woken (Block, Wake) that a policy uses.
 //
 // Chaos mode (RuntimeOptions::chaos_migration, groups of two or more workers):
-// the local run stack is not used, a yield always goes through the queue, and a
-// worker that pops a fiber it ran last queues it again and wakes another
-// worker, so that each time a fiber is made ready it resumes on a different
-// thread. Only when no other worker has taken it for kChaosPatience (all of
-// them busy with fibers that do not block, say) does the fiber run where it ran
-// before, so that chaos mode cannot hang a program that runs without it; these
-// fallbacks are counted (ChaosFallbacks()).
+// a yield always goes through the queue, and a worker that pops a fiber it ran
+// last queues it again and wakes another worker (ChaosTake), so that each time
+// a fiber is made ready it resumes on a different thread. Only when no other
+// worker has taken it for kChaosPatience (all of them busy with fibers that do
+// not block, say) does the fiber run where it ran before, so that chaos mode
+// cannot hang a program that runs without it; these fallbacks are counted
+// (ChaosFallbacks()).
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_
 
@@ -39,13 +30,13 @@
 #include "runtime/detail/context.h"
 #include "runtime/detail/spinlock.h"
 #include "runtime/runtime_stats.h"
-#include "runtime/scheduling_group/local_run_stack.h"
 
 namespace weft::detail {
 
 struct FiberEntity;
 class FileRing;
 class SchedulingGroup;
+class SchedulingPolicy;
 
 // What the context that runs next does with the fiber that just switched away.
 enum class AfterSwitch : std::uint8_t {
@@ -67,6 +58,12 @@ class OwnerCounter {
 
  private:
   std::atomic<std::uint64_t> value_{0};
+};
+
+// A worker's counters, written by the worker (or by its policy on its behalf).
+struct WorkerCounters {
+  OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups,
+      steals_within_numa_node, steals_across_numa_nodes, stranded_rescues;
 };
 
 class FiberWorker {
@@ -98,14 +95,9 @@ class FiberWorker {
   // requeues the caller.
   void DispatchTo(FiberEntity* fiber);
 
-  // Puts `fiber` on top of this worker's local run stack. Only the running
-  // fiber of this worker calls it.
+  // The running fiber of this worker readied `fiber` (of this group): the
+  // policy's ReadyLocal. Only the running fiber of this worker calls it.
   void ReadyLocal(FiberEntity* fiber);
-
-  // Takes the oldest fiber of `other`'s local run stack: at once if it holds
-  // two or more (or with `patient` false), otherwise only if the one it holds
-  // has been there since this worker's previous scan.
-  FiberEntity* StealLocal(FiberWorker* other, bool patient);
 
   bool chaos() const { return chaos_; }
 
@@ -116,12 +108,41 @@ class FiberWorker {
   // The ring, if created: for stats. Any thread.
   const FileRing* file_ring() const { return file_ring_.load(std::memory_order_acquire); }
 
-  // Whether other fibers are ready to run here (local run stack or the group's
-  // queue): a fiber about to wait had better let them run than spin. A hint.
+  // Whether other fibers are ready to run here: a fiber about to wait had
+  // better let them run than spin. A hint.
   bool HasReadyWork() const;
 
-  // Wakes this worker if it sleeps. Called by whoever claimed its sleeping bit.
+  // Wakes this worker if it blocks in Block(). Any thread.
   void Wake();
+
+  // For the group's scheduling policy, from this worker's thread:
+  //
+  // The futex generation Block() waits on; read it before the last look for
+  // work that precedes Block().
+  std::uint32_t wake_generation() const {
+    return wake_generation_.load(std::memory_order_acquire);
+  }
+  // Sleeps until Wake() moves the generation past `generation`, or I/O
+  // readies fibers (when no other worker sleeps in the group's poller, this one
+  // waits there), or the policy's SecondLook finds a fiber after a bounded
+  // first wait (kSecondLook). Returns a fiber to run (others an I/O poll
+  // readied are pushed to the group), or nullptr when woken. The last worker
+  // of the group to sleep hands the deadlines back to the timer thread.
+  FiberEntity* Block(std::uint32_t generation);
+  // Looks at the group's poller without waiting, unless a worker sleeps in
+  // it: returns one fiber readied by the look (the others are pushed), or
+  // nullptr.
+  FiberEntity* PollWithoutWaiting();
+  // Fires the group's deadlines that are due (TimerWorker::FireDue); the
+  // fibers they wake go through ReadyLocal when called between two fibers,
+  // to the group otherwise. Returns how many fired. Only where no wait-queue
+  // lock is held.
+  std::size_t FireDueTimers();
+  // Chaos mode: `fiber`, popped by this worker, or nullptr if it ran here last
+  // and was passed back to another worker.
+  FiberEntity* ChaosTake(FiberEntity* fiber);
+  WorkerCounters& counters() { return stats_; }
+  const WorkerCounters& counters() const { return stats_; }
 
   void CountCreated() { stats_.fibers_created.Add(); }
   std::uint64_t CreatedCount() const { return stats_.fibers_created.Get(); }
@@ -133,50 +154,13 @@ class FiberWorker {
   // The next fiber to run after the current one. `may_poll`: no lock is held
   // across the switch, so the group's poller may be looked at.
   FiberEntity* PickNext(bool may_poll);
-  // The group's Pop(), in chaos mode passing back a fiber that ran here last.
-  FiberEntity* PopQueue();
-  FiberEntity* ChaosTake(FiberEntity* fiber);
-  FiberEntity* WaitForWork();
-  FiberEntity* Spin();
-  FiberEntity* Sleep();
-  // Sleep() in the group's poller, whose sleeper token the caller holds: waits
+  // Block() in the group's poller, whose sleeper token the caller holds: waits
   // in epoll_wait until descriptors become ready or Wake() interrupts it (with
-  // the same bounded first wait and second look as the futex sleep). Returns a
-  // fiber to run (the others readied by the poll are queued), or nullptr.
-  FiberEntity* SleepInPoller(std::uint32_t generation);
-  // Looks at the group's poller without waiting, unless a worker sleeps in
-  // it: returns one fiber readied by the look (the others are queued), or
-  // nullptr.
-  FiberEntity* PollWithoutWaiting();
+  // the same bounded first wait and second look as the futex sleep).
+  FiberEntity* BlockInPoller(std::uint32_t generation);
   // Reaps this worker's ring if completions wait there: returns one fiber
-  // whose request completed (the others are queued), or nullptr.
+  // whose request completed (the others are pushed), or nullptr.
   FiberEntity* ReapOwnRing();
-  // Fires the group's deadlines that are due (TimerWorker::FireDue); the
-  // fibers they wake go on this worker's local run stack when called between
-  // two fibers, to the shared queue otherwise. Returns how many fired. Only
-  // where no wait-queue lock is held.
-  std::size_t FireDueTimers();
-  FiberEntity* StealAnyLocal(bool patient);
-  // Looks at the next other worker of the group, in turn, and takes the
-  // oldest fiber of its local run stack if that worker has not switched
-  // fibers for kStrandedAfter while the stack held fibers: preempted by the
-  // system (more runnable threads than CPUs), or running a fiber that does not
-  // block, it would keep them from running while this worker is running fibers
-  // anyway. Called every kRescueInterval picks; nullptr if nothing is taken.
-  FiberEntity* RescueStranded();
-  // One look for work in other groups, counted for the steal ratios: stealing
-  // happens on every n-th call, or now with `before_sleep`. nullptr when not
-  // due or nothing was found.
-  FiberEntity* TrySteal(bool before_sleep = false) {
-    if (!may_steal_) return nullptr;
-    return TryStealFromPeers(before_sleep);
-  }
-  FiberEntity* TryStealFromPeers(bool before_sleep);
-  // Tries `victims` in turn if a steal from them is due (every `ratio`-th look,
-  // or now before sleeping; never when the list is empty), counting a success
-  // in `steals`.
-  FiberEntity* StealIfDue(const std::vector<SchedulingGroup*>& victims, std::size_t ratio,
-                          bool before_sleep, OwnerCounter* steals);
   // Switches from the running fiber to `next` (or, if null, the scheduler context).
   void SwitchFromFiber(FiberEntity* next, AfterSwitch action, Spinlock* lock);
 
@@ -189,32 +173,12 @@ class FiberWorker {
   // switch and restored, on the thread it resumes on, after it.
   int* errno_location_ = nullptr;
   FiberEntity* current_ = nullptr;
-  std::uint32_t local_streak_ = 0;
-  // The bottom of the local run stack at the last fairness look that found a
-  // fiber that never ran there, and since when (see kLocalPatience).
-  FiberEntity* oldest_local_ = nullptr;
-  std::chrono::steady_clock::time_point oldest_local_since_{};
-  bool may_steal_ = false;  // copied from the group at Start()
-  bool chaos_ = false;      // chaos mode, in a group of two or more workers
+  SchedulingPolicy* policy_ = nullptr;  // the group's, set at Start()
+  bool chaos_ = false;  // chaos mode, in a group of two or more workers
   // A fiber was passed back since this worker last slept: sleep with a timeout,
   // so that it can still take the fiber if no one else does.
   bool chaos_passed_back_ = false;
-  // Looks for work that found the own queue empty, and where the next steal
-  // starts among the victims.
-  std::uint64_t steal_clock_ = 0;
-  std::size_t steal_cursor_ = 0;
-  // Local stack generation of the last scan of each worker, for
-  // StealLocal's patience.
-  std::vector<std::uint64_t> seen_local_;
-  // RescueStranded's view of each worker: its switch count, and since when it
-  // has had fibers on its local run stack without switching (the epoch: not).
-  struct PeerProgress {
-    std::uint64_t switches = 0;
-    std::chrono::steady_clock::time_point stalled_since{};
-  };
-  std::vector<PeerProgress> peer_progress_;
-  std::size_t rescue_cursor_ = 0;
-  std::uint32_t picks_until_rescue_ = 1;
+  std::uint32_t picks_until_poll_ = 1;
   std::uint32_t picks_until_timers_ = 1;
   // A look at the group's poller is due at the next switch that may poll.
   bool poll_due_ = false;
@@ -223,21 +187,13 @@ class FiberWorker {
   std::atomic<FileRing*> file_ring_{nullptr};
   bool ring_refused_ = false;
 
-  // Pushed and popped by this worker, popped at the bottom by idle workers of
-  // the group.
-  alignas(64) LocalRunStack<FiberEntity> local_;
-
   // Futex word: bumped by Wake().
   alignas(64) std::atomic<std::uint32_t> wake_generation_{0};
   // Set while this worker sleeps in the group's poller, where Wake() must
   // interrupt epoll_wait instead of waking the futex.
   std::atomic<bool> in_poller_{false};
 
-  struct Counters {
-    OwnerCounter fibers_created, fibers_finished, switches, spins, sleeps, wakeups,
-        steals_within_numa_node, steals_across_numa_nodes, stranded_rescues;
-  };
-  alignas(64) Counters stats_;
+  alignas(64) WorkerCounters stats_;
 
   friend void FiberMain(SwitchArrival arrival);
 };

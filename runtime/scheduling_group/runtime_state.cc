@@ -94,22 +94,21 @@ std::uint64_t NextFiberId() {
   return next++;
 }
 
-// Creates the groups of `plans`, each in memory of its NUMA node, and tells each
-// which others it may steal from.
-void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
-                  const std::vector<GroupPlan>& plans, bool chaos_migration,
+void CreateGroups(const RuntimeOptions& options, const RuntimePlan& plan,
                   RuntimeState* state) {
+  const std::vector<GroupPlan>& plans = plan.groups;
+  const CpuLayout& layout = plan.layout;
   bool several_nodes = false;
-  for (const GroupPlan& plan : plans) {
-    several_nodes |= plan.numa_node != plans.front().numa_node;
+  for (const GroupPlan& group : plans) {
+    several_nodes |= group.numa_node != plans.front().numa_node;
   }
   // Placing memory means nothing on one node, or on nodes that may not exist.
   const bool place_memory = several_nodes && options.numa_aware && !layout.synthetic;
-  for (const GroupPlan& plan : plans) {
-    const int memory_node = place_memory ? static_cast<int>(plan.numa_node) : -1;
+  for (const GroupPlan& group : plans) {
+    const int memory_node = place_memory ? static_cast<int>(group.numa_node) : -1;
     state->groups.push_back(MakeOnNumaNode<SchedulingGroup>(
-        memory_node, state->groups.size(), plan.numa_node, memory_node,
-        options.run_queue_size, plan.worker_cpus));
+        memory_node, state->groups.size(), group.numa_node, memory_node,
+        options.run_queue_size, group.worker_cpus, plan.scheduling_policy));
   }
   const std::size_t count = state->groups.size();
   for (std::size_t i = 0; i < count; ++i) {
@@ -124,7 +123,7 @@ void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
           .push_back(peer);
     }
     group->SetStealPeers(std::move(peers));
-    group->set_chaos_migration(chaos_migration);
+    group->set_chaos_migration(plan.chaos_migration);
     const std::size_t node = group->numa_node();
     if (node >= state->node_groups.size()) state->node_groups.resize(node + 1);
     if (state->node_groups[node] == nullptr) {

@@ -14,6 +14,7 @@
 
 #include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
+#include "runtime/machine/runtime_plan.h"
 #include "runtime/machine/topology.h"
 #include "runtime/runtime_options.h"
 #include "runtime/scheduling_group/scheduling_group.h"
@@ -60,11 +61,10 @@ RuntimeState& State();
 // never undercounts; see SchedulingGroup::CreatedCount).
 std::uint64_t AliveFibers(const RuntimeState& state);
 
-// Creates the groups `plans` describe, each in memory of its NUMA node, and
-// tells each which others it may steal from. Called with groups_mutex held,
-// while the runtime is not running.
-void CreateGroups(const RuntimeOptions& options, const CpuLayout& layout,
-                  const std::vector<GroupPlan>& plans, bool chaos_migration,
+// Creates the groups `plan` describes, each in memory of its NUMA node and
+// running the plan's scheduling policy, and tells each which others it may
+// steal from. Called with groups_mutex held, while the runtime is not running.
+void CreateGroups(const RuntimeOptions& options, const RuntimePlan& plan,
                   RuntimeState* state) WEFT_REQUIRES(state->groups_mutex);
 
 // A plain thread holds a launch ticket from AllocateFiber until its fiber is

@@ -32,6 +32,10 @@ class FiberTreeTest : public ::testing::TestWithParam<std::size_t> {
     RuntimeOptions options;
     options.concurrency_hint = GetParam();
     StartRuntime(options);
+    if (testing::RunningSchedulingPolicy() != "weft") {
+      TerminateRuntime();
+      GTEST_SKIP() << "depth first is what the weft policy's local run stacks give";
+    }
   }
   void TearDown() override {
     if (!IsSkipped()) TerminateRuntime();

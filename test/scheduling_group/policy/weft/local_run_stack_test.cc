@@ -1,6 +1,6 @@
 // LocalRunStack: newest first for its owner, oldest first for thieves, growth
 // that keeps the order, and nothing lost or taken twice under concurrent thieves.
-#include "runtime/scheduling_group/local_run_stack.h"
+#include "runtime/scheduling_group/policy/weft/local_run_stack.h"
 
 #include <gtest/gtest.h>
 
@@ -100,6 +100,9 @@ TEST(LocalRunStack, ConcurrentThievesLoseNothingAndTakeNothingTwice) {
 // What the worker does with the stack: fibers a fiber starts run newest first.
 TEST(LocalRunStackScheduling, ChildrenRunNewestFirstOnOneWorker) {
   Runtime runtime(OptionsWithWorkers(1));
+  if (testing::RunningSchedulingPolicy() != "weft") {
+    GTEST_SKIP() << "a property of the weft policy's local run stacks";
+  }
   std::vector<int> order;
   Fiber parent([&] {
     std::vector<Fiber> children;
@@ -130,6 +133,9 @@ void Node(int depth, std::atomic<int>* alive, std::atomic<int>* most_alive) {
 
 TEST(LocalRunStackScheduling, TreesRunDepthFirst) {
   Runtime runtime(OptionsWithWorkers(1));
+  if (testing::RunningSchedulingPolicy() != "weft") {
+    GTEST_SKIP() << "a property of the weft policy's local run stacks";
+  }
   std::atomic<int> alive{0};
   std::atomic<int> most_alive{0};
   Fiber root(Node, 4, &alive, &most_alive);  // 11,111 fibers, 10,000 leaves

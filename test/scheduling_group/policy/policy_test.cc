@@ -1,0 +1,82 @@
+// Choosing a scheduling policy: RuntimeOptions::scheduling_policy, the
+// WEFT_SCHEDULING_POLICY override, and what sets the policies apart.
+#include "runtime/scheduling_group/policy/scheduling_policy.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/fiber.h"
+#include "runtime/runtime.h"
+#include "test/test_util.h"
+
+namespace weft {
+namespace {
+
+using testing::OptionsWithWorkers;
+using testing::RunningSchedulingPolicy;
+
+// WEFT_SCHEDULING_POLICY as the suite was started with; empty if unset.
+std::string PolicyFromEnvironment() {
+  const char* value = std::getenv("WEFT_SCHEDULING_POLICY");
+  return value == nullptr ? "" : value;
+}
+
+TEST(SchedulingPolicy, TheOptionChoosesThePolicyUnlessTheEnvironmentDoes) {
+  for (const char* name : detail::kSchedulingPolicies) {
+    RuntimeOptions options = OptionsWithWorkers(2);
+    options.scheduling_policy = name;
+    Runtime runtime(options);
+    const std::string expected =
+        PolicyFromEnvironment().empty() ? name : PolicyFromEnvironment();
+    EXPECT_EQ(expected, RunningSchedulingPolicy());
+    std::vector<Fiber> fibers;
+    std::vector<int> ran(100, 0);
+    for (int i = 0; i < 100; ++i) fibers.emplace_back([&ran, i] { ++ran[i]; });
+    for (Fiber& fiber : fibers) fiber.Join();
+    EXPECT_EQ(std::vector<int>(100, 1), ran) << "policy " << name;
+  }
+}
+
+TEST(SchedulingPolicy, AnUnknownNameInTheEnvironmentIsRefusedWithTheAcceptedOnes) {
+  const std::string saved = PolicyFromEnvironment();
+  ASSERT_EQ(0, setenv("WEFT_SCHEDULING_POLICY", "v7", 1));
+  try {
+    StartRuntime(OptionsWithWorkers(1));
+    ADD_FAILURE() << "StartRuntime accepted WEFT_SCHEDULING_POLICY=v7";
+    TerminateRuntime();
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("WEFT_SCHEDULING_POLICY"), std::string::npos) << what;
+    EXPECT_NE(what.find(detail::SchedulingPolicyList()), std::string::npos) << what;
+  }
+  if (saved.empty()) {
+    unsetenv("WEFT_SCHEDULING_POLICY");
+  } else {
+    setenv("WEFT_SCHEDULING_POLICY", saved.c_str(), 1);
+  }
+}
+
+// v1 keeps no local run stacks: what a fiber starts runs in the order started
+// (weft's runs newest first, local_run_stack_test.cc).
+TEST(SchedulingPolicy, V1RunsWhatAFiberStartsInTheOrderItWasStarted) {
+  RuntimeOptions options = OptionsWithWorkers(1);
+  options.scheduling_policy = "v1";
+  Runtime runtime(options);
+  if (RunningSchedulingPolicy() != "v1") {
+    GTEST_SKIP() << "WEFT_SCHEDULING_POLICY chose " << RunningSchedulingPolicy();
+  }
+  std::vector<int> order;
+  Fiber parent([&] {
+    std::vector<Fiber> children;
+    for (int i = 0; i < 5; ++i) children.emplace_back([&order, i] { order.push_back(i); });
+    for (Fiber& child : children) child.Join();
+  });
+  parent.Join();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+}  // namespace
+}  // namespace weft
