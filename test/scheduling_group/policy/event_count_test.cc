@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -214,12 +215,20 @@ TEST_P(EventCountStress, EveryItemIsConsumedAndNoConsumerSleepsForever) {
     });
   }
   for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&] {
-      for (std::int64_t i = 0; i < per_producer; ++i) {
-        available.fetch_add(1, std::memory_order_release);
-        event_count.NotifyOne();
-        // Now and then let the consumers drain the counter, so they sleep often.
-        if (i % 256 == 0) std::this_thread::yield();
+    threads.emplace_back([&, p] {
+      std::mt19937 random(static_cast<std::uint32_t>(p));
+      for (std::int64_t i = 0; i < per_producer;) {
+        for (std::int64_t burst = 1 + random() % 32; burst > 0 && i < per_producer;
+             --burst, ++i) {
+          available.fetch_add(1, std::memory_order_release);
+          event_count.NotifyOne();
+        }
+        // Every few bursts, let the consumers drain the counter so that they go to
+        // sleep and the next burst must wake them. This only watches the counter;
+        // if a wake-up were lost it would never reach zero and the watchdog fires.
+        if (random() % 4 == 0) {
+          while (available.load(std::memory_order_relaxed) > 0) std::this_thread::yield();
+        }
       }
     });
   }
