@@ -168,14 +168,14 @@ TEST_P(EventCountStress, EveryItemIsConsumedAndNoConsumerSleepsForever) {
   const std::int64_t total = per_producer * producers;
 
   EventCount event_count(static_cast<std::size_t>(consumers));
-  std::atomic<std::int64_t> available{0};   // The "queue": items not yet taken.
+  std::atomic<std::int64_t> available{0};  // The "queue": items not yet taken.
   std::atomic<std::int64_t> consumed{0};
   std::atomic<bool> done{false};
   std::atomic<std::uint64_t> commits{0}, cancels{0};
   Watchdog watchdog("every item to be consumed", 2 * testing::kGenerousTimeout, [&] {
-    return "consumed " + std::to_string(consumed.load()) + " of " + std::to_string(total) +
-           ", available " + std::to_string(available.load()) + ", sleepers " +
-           std::to_string(event_count.SleepersHint());
+    return "consumed " + std::to_string(consumed.load()) + " of " +
+           std::to_string(total) + ", available " + std::to_string(available.load()) +
+           ", sleepers " + std::to_string(event_count.SleepersHint());
   });
 
   auto take_one = [&] {
@@ -240,20 +240,20 @@ TEST_P(EventCountStress, EveryItemIsConsumedAndNoConsumerSleepsForever) {
   EXPECT_EQ(available.load(), 0);
   EXPECT_EQ(event_count.SleepersHint(), 0u);
   EXPECT_EQ(event_count.PrewaitersHint(), 0u);
-  std::printf("%d producers, %d consumers, %lld items: %llu sleeps, %llu cancels, %.2f s\n",
-              producers, consumers, static_cast<long long>(total),
-              static_cast<unsigned long long>(commits.load()),
-              static_cast<unsigned long long>(cancels.load()), seconds);
+  std::printf(
+      "%d producers, %d consumers, %lld items: %llu sleeps, %llu cancels, %.2f s\n",
+      producers, consumers, static_cast<long long>(total),
+      static_cast<unsigned long long>(commits.load()),
+      static_cast<unsigned long long>(cancels.load()), seconds);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ProducersConsumers, EventCountStress,
-    ::testing::Values(std::make_tuple(1, 1), std::make_tuple(1, 4), std::make_tuple(2, 2),
-                      std::make_tuple(4, 8)),
-    [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
-      return std::to_string(std::get<0>(info.param)) + "Producers" +
-             std::to_string(std::get<1>(info.param)) + "Consumers";
-    });
+INSTANTIATE_TEST_SUITE_P(ProducersConsumers, EventCountStress,
+                         ::testing::Values(std::make_tuple(1, 1), std::make_tuple(1, 4),
+                                           std::make_tuple(2, 2), std::make_tuple(4, 8)),
+                         [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
+                           return std::to_string(std::get<0>(info.param)) + "Producers" +
+                                  std::to_string(std::get<1>(info.param)) + "Consumers";
+                         });
 
 }  // namespace
 }  // namespace weft::detail

@@ -150,7 +150,8 @@ TEST_P(WorkStealingDequeStress, EveryItemIsTakenExactlyOnce) {
       // A burst of pushes, then some pops: the deque fills (and grows) while
       // thieves drain it from the other end.
       const std::uint32_t burst = 1 + random() % 64;
-      for (std::uint32_t i = 0; i < burst && next < items_per_round; ++i) deque.Push(next++);
+      for (std::uint32_t i = 0; i < burst && next < items_per_round; ++i)
+        deque.Push(next++);
       for (std::uint32_t pops = random() % (burst / 2 + 1); pops > 0; --pops) {
         std::optional<std::uint32_t> item = deque.Pop();
         if (!item) break;

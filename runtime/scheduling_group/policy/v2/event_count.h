@@ -1,7 +1,7 @@
 // An eventcount: lets a worker that found no work go to sleep without losing a
 // notification that arrives between its last look at the queues and its sleep,
-// while a notifier that finds nobody waiting pays one fence and one load (no
-// store to shared memory, no system call). This is the notifier of the v2
+// while a notifier that finds nobody waiting pays one seq_cst fence and one load
+// (no store to shared memory, no system call). This is the notifier of the v2
 // scheduling policy, after the design Dmitry Vyukov described and Taskflow's
 // executor uses; sleeping is a futex wait on a word of the waiter's own.
 //
@@ -20,18 +20,26 @@
 // Why no wake-up is lost: PrepareWait counts w as a pre-waiter with a seq_cst
 // read-modify-write followed by a seq_cst fence, and every notify starts with a
 // seq_cst fence before it reads the state. The two fences are Dekker's pattern:
-// either w's re-check sees the work, or the notifier's read sees w counted (as a
-// pre-waiter, or on the stack of committed sleepers). In the second case the
-// notifier either grants a signal to the pre-waiters (one of them then returns
-// from CommitWait without sleeping), pops a committed sleeper and wakes it, or
-// sees that every pre-waiter already holds a signal (none of them will sleep).
-// So after each notify at least one thread that was waiting when the work
-// appeared is, or stays, awake; the thread that comes back from a signal or a
-// wake looks at the queues again after an acquire of the notifier's release
-// read-modify-write, so it sees the work. ThreadSanitizer does not model fences;
-// under WEFT_TSAN a notify reads the state with a read-modify-write (acq_rel)
-// instead, which orders it against PrepareWait's read-modify-write in the
-// state's modification order and gives the same guarantee in terms TSan checks.
+// whichever comes first in the single total order of seq_cst fences, either w's
+// re-check sees the work, or the notifier's read sees w counted (as a pre-waiter,
+// or on the stack of committed sleepers). In the second case the notifier
+//   - grants a signal to the pre-waiters: whichever of them commits first takes
+//     it and returns without sleeping, having acquired the notifier's release
+//     read-modify-write, so its re-check sees the work;
+//   - or pops a committed sleeper and wakes it, with the same acquire/release
+//     pairing through the state and the sleeper's futex word;
+//   - or sees that every pre-waiter already holds a signal: none of them will
+//     sleep, and before one can sleep again it passes PrepareWait's fence, whose
+//     pre-wait count lands after the state the notifier read; by the fence
+//     argument again its re-check then sees the work.
+// So while work that was notified remains, some thread that was waiting for it
+// is, or stays, awake. The notifier's fence is what makes its fast path (a load,
+// nothing written) safe; without it the load could be satisfied before the push
+// became visible (a store-load reordering that x86 does perform).
+// ThreadSanitizer does not model fences; under WEFT_TSAN a notify reads the state
+// with a read-modify-write (acq_rel) instead, which PrepareWait's read-modify-
+// write either follows (and acquires the work from) or precedes (and is seen),
+// the same guarantee in terms TSan checks.
 //
 // Thread-safety: thread-safe. Waiters are plain threads (a fiber must not call
 // CommitWait: it would block its worker). Each Waiter belongs to one thread at a
@@ -49,7 +57,6 @@
 #define WEFT_RUNTIME_SCHEDULING_GROUP_POLICY_V2_EVENT_COUNT_H_
 
 #include <atomic>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -96,8 +103,8 @@ class EventCount {
 
   // Waiter `index` < capacity(); the same object for the EventCount's lifetime.
   Waiter* waiter(std::size_t index) {
-    WEFT_CHECK(index < capacity_) << "EventCount::waiter(" << index << ") out of range: "
-                                  << capacity_ << " waiters";
+    WEFT_CHECK(index < capacity_) << "EventCount::waiter(" << index
+                                  << ") out of range: " << capacity_ << " waiters";
     return &waiters_[index];
   }
 
@@ -199,8 +206,12 @@ class EventCount {
   static_assert(kMaxWaiters < kNoWaiter, "a waiter index must differ from kNoWaiter");
 
   static std::uint64_t Top(std::uint64_t s) { return s & kTopMask; }
-  static std::uint64_t Prewaiters(std::uint64_t s) { return (s >> kFieldBits) & kFieldMask; }
-  static std::uint64_t Signals(std::uint64_t s) { return (s >> (2 * kFieldBits)) & kFieldMask; }
+  static std::uint64_t Prewaiters(std::uint64_t s) {
+    return (s >> kFieldBits) & kFieldMask;
+  }
+  static std::uint64_t Signals(std::uint64_t s) {
+    return (s >> (2 * kFieldBits)) & kFieldMask;
+  }
 
   static std::size_t CheckedCapacity(std::size_t capacity) {
     WEFT_CHECK(capacity >= 1 && capacity <= kMaxWaiters)
@@ -240,7 +251,8 @@ class EventCount {
       } else if (signals < prewaiters) {
         next = state + kSignalOne;
       } else {
-        const std::uint64_t below = waiters_[Top(state)].next.load(std::memory_order_relaxed);
+        const std::uint64_t below =
+            waiters_[Top(state)].next.load(std::memory_order_relaxed);
         next = ((state & ~kTopMask) + kTagOne) | below;
       }
       if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel,

@@ -192,7 +192,9 @@ class WorkStealingDeque {
   bool LooksEmpty() const { return Size() == 0; }
 
   // Any thread. The current ring's number of slots (grows, never shrinks).
-  std::size_t capacity() const { return array_.load(std::memory_order_relaxed)->mask + 1; }
+  std::size_t capacity() const {
+    return array_.load(std::memory_order_relaxed)->mask + 1;
+  }
 
  private:
   // A ring of 2^k slots indexed by the unbounded positions top and bottom.
