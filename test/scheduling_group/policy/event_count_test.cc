@@ -164,7 +164,7 @@ class EventCountStress : public ::testing::TestWithParam<std::tuple<int, int>> {
 TEST_P(EventCountStress, EveryItemIsConsumedAndNoConsumerSleepsForever) {
   const int producers = std::get<0>(GetParam());
   const int consumers = std::get<1>(GetParam());
-  const std::int64_t per_producer = static_cast<std::int64_t>(Scaled(200000, 20000));
+  const std::int64_t per_producer = static_cast<std::int64_t>(Scaled(200000, 50000));
   const std::int64_t total = per_producer * producers;
 
   EventCount event_count(static_cast<std::size_t>(consumers));

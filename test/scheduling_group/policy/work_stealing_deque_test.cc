@@ -96,8 +96,8 @@ class WorkStealingDequeStress : public ::testing::TestWithParam<int> {};
 
 TEST_P(WorkStealingDequeStress, EveryItemIsTakenExactlyOnce) {
   const int thieves = GetParam();
-  const std::size_t rounds = Scaled(40, 4);
-  const std::uint32_t items_per_round = static_cast<std::uint32_t>(Scaled(50000, 5000));
+  const std::size_t rounds = Scaled(40, 20);
+  const std::uint32_t items_per_round = static_cast<std::uint32_t>(Scaled(50000, 20000));
   std::atomic<std::size_t> round_reached{0};
   Watchdog watchdog("the work-stealing deque stress", 2 * testing::kGenerousTimeout,
                     [&] { return "round " + std::to_string(round_reached.load()); });
