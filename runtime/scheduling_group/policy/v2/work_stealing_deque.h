@@ -17,11 +17,11 @@
 // owner wrote before Push(x) happens-before whatever the thread that takes x
 // does after Pop() or Steal() returns it.
 //
-// Memory orders: those of Lê, Pop, Cohen and Zappa Nardelli, "Correct and
-// Efficient Work-Stealing for Weak Memory Models" (PPoPP 2013), figure 1, which
-// proves them sufficient in the C11 model:
+// Memory orders: those of the portable C11 version in Lê, Pop, Cohen and Zappa
+// Nardelli, "Correct and Efficient Work-Stealing for Weak Memory Models" (PPoPP
+// 2013), whose proof covers the equivalent POWER/ARM barrier placement:
 //   Push   top.load(acquire)      orders the thieves' reads of the slots it may
-//                                 now overwrite (a ring lap behind) before the write
+//                                   now overwrite (a ring lap behind) before the write
 //          slot.store(relaxed)    published by the release fence below
 //          fence(release)         the item (and the grown ring) become visible no
 //          bottom.store(relaxed)    later than the bottom that exposes them
@@ -30,7 +30,8 @@
 //          top.load(relaxed)        fence this is Dekker's pattern, so owner and
 //                                   thief cannot both miss the other's claim
 //          top.CAS(seq_cst)       on the last item, owner and thieves race on top
-//   Steal  top.load(acquire)      synchronises with the previous thief's CAS
+//   Steal  top.load(acquire)      pairs with the CAS that set this top, so what
+//                                   follows is no older than that thief's view
 //          fence(seq_cst)         the other half of the Dekker pattern above
 //          bottom.load(acquire)   synchronises with Push's release fence: the
 //                                   slot below bottom holds the pushed item
