@@ -241,7 +241,7 @@ TEST_P(EventCountStress, EveryItemIsConsumedAndNoConsumerSleepsForever) {
   EXPECT_EQ(event_count.SleepersHint(), 0u);
   EXPECT_EQ(event_count.PrewaitersHint(), 0u);
   std::printf(
-      "%d producers, %d consumers, %lld items: %llu CommitWaits, %llu CancelWaits, %.2f s\n",
+      "%d producers, %d consumers, %lld items: %llu commits, %llu cancels, %.2f s\n",
       producers, consumers, static_cast<long long>(total),
       static_cast<unsigned long long>(commits.load()),
       static_cast<unsigned long long>(cancels.load()), seconds);
