@@ -14,6 +14,7 @@
 #include "runtime/detail/mutex.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/file_ring.h"
+#include "runtime/scheduling_group/policy/weft/weft_policy.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
 
@@ -87,7 +88,7 @@ FiberWorker* CompleteSwitch(SwitchArrival arrival) WEFT_NO_THREAD_SAFETY_ANALYSI
     case AfterSwitch::kNothing:
       break;
     case AfterSwitch::kRequeue:
-      record.from->group->policy().Requeue(record.worker, record.from);
+      record.worker->Requeue(record.from);
       break;
     case AfterSwitch::kUnlock:
       record.lock->unlock();
@@ -122,6 +123,7 @@ FileRing* FiberWorker::FileRingForCurrentFiber() {
 
 void FiberWorker::Start() {
   policy_ = &group_->policy();
+  weft_policy_ = dynamic_cast<WeftPolicy*>(policy_);
   chaos_ = group_->chaos_migration() && group_->worker_count() > 1;
   thread_ = std::thread([this] { Run(); });
 }
@@ -180,6 +182,7 @@ __attribute__((always_inline)) inline FiberEntity* FiberWorker::PickNext(bool ma
     // that was waiting finishes before new ones start.
     FireDueTimers();
   }
+  if (WEFT_LIKELY(weft_policy_ != nullptr)) return weft_policy_->PickNextFast(this);
   return policy_->PickNext(this);
 }
 
@@ -245,7 +248,21 @@ void FiberWorker::DispatchTo(FiberEntity* fiber) {
   SwitchFromFiber(fiber, AfterSwitch::kRequeue, nullptr);
 }
 
-void FiberWorker::ReadyLocal(FiberEntity* fiber) { policy_->ReadyLocal(this, fiber); }
+void FiberWorker::ReadyLocal(FiberEntity* fiber) {
+  if (WEFT_LIKELY(weft_policy_ != nullptr)) {
+    weft_policy_->ReadyLocalFast(this, fiber);
+  } else {
+    policy_->ReadyLocal(this, fiber);
+  }
+}
+
+void FiberWorker::Requeue(FiberEntity* fiber) {
+  if (WEFT_LIKELY(weft_policy_ != nullptr)) {
+    weft_policy_->RequeueFast(fiber);
+  } else {
+    policy_->Requeue(this, fiber);
+  }
+}
 
 FiberEntity* FiberWorker::Block(std::uint32_t generation) {
   // Completions on this worker's file ring are ours to take before we sleep:

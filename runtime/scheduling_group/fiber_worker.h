@@ -37,6 +37,7 @@ struct FiberEntity;
 class FileRing;
 class SchedulingGroup;
 class SchedulingPolicy;
+class WeftPolicy;
 
 // What the context that runs next does with the fiber that just switched away.
 enum class AfterSwitch : std::uint8_t {
@@ -98,6 +99,8 @@ class FiberWorker {
   // The running fiber of this worker readied `fiber` (of this group): the
   // policy's ReadyLocal. Only the running fiber of this worker calls it.
   void ReadyLocal(FiberEntity* fiber);
+  // The policy's Requeue for `fiber`, which yielded on this worker.
+  void Requeue(FiberEntity* fiber);
 
   bool chaos() const { return chaos_; }
 
@@ -143,6 +146,10 @@ class FiberWorker {
   FiberEntity* ChaosTake(FiberEntity* fiber);
   WorkerCounters& counters() { return stats_; }
   const WorkerCounters& counters() const { return stats_; }
+  // What the policy keeps for this worker, set by the policy's Start(): one
+  // load on the paths that run between every two fibers.
+  void* policy_data() const { return policy_data_; }
+  void set_policy_data(void* data) { policy_data_ = data; }
 
   void CountCreated() { stats_.fibers_created.Add(); }
   std::uint64_t CreatedCount() const { return stats_.fibers_created.Get(); }
@@ -174,6 +181,10 @@ class FiberWorker {
   int* errno_location_ = nullptr;
   FiberEntity* current_ = nullptr;
   SchedulingPolicy* policy_ = nullptr;  // the group's, set at Start()
+  // policy_ when it is the default policy's class, whose hot paths the switch
+  // calls directly (inlined) instead of through the interface.
+  WeftPolicy* weft_policy_ = nullptr;
+  void* policy_data_ = nullptr;
   bool chaos_ = false;  // chaos mode, in a group of two or more workers
   // A fiber was passed back since this worker last slept: sleep with a timeout,
   // so that it can still take the fiber if no one else does.

@@ -17,8 +17,6 @@ namespace {
 constexpr std::chrono::microseconds kSpinBudget{30};
 // Spin iterations between clock reads and scans of the local run stacks.
 constexpr int kSpinCheckInterval = 64;
-// Consecutive local picks before the shared queue is served first.
-constexpr std::uint32_t kMaxLocalStreak = 16;
 // How long a fiber that has not run yet may stay at the bottom of the local
 // run stack, under newer fibers, before it goes to the shared queue. In a tree
 // of fibers that is the shallowest waiting node, and starting it early starts a
@@ -28,9 +26,8 @@ constexpr std::uint32_t kMaxLocalStreak = 16;
 // woken waiter, moves at once: that creates no work, and lets the group's
 // other workers share the wake-ups.)
 constexpr std::chrono::milliseconds kLocalPatience{2};
-// RescueStranded: how often a running worker looks at another's local run
-// stack, and how long that one must have gone without a switch.
-constexpr std::uint32_t kRescueInterval = 64;
+// RescueStranded: how long a worker must have gone without a switch
+// (kRescueInterval: how often a running worker looks).
 constexpr std::chrono::microseconds kStrandedAfter{50};
 
 }  // namespace
@@ -52,6 +49,7 @@ void WeftPolicy::Start() {
     workers_.push_back(MakeOnNumaNode<WorkerState>(memory_node_, n));
     // Workers of a group start their steal rounds at different victims.
     workers_.back()->steal_cursor = i;
+    group_->worker(i)->set_policy_data(workers_.back().get());
   }
 }
 
@@ -59,9 +57,6 @@ void WeftPolicy::WakeAllToStop() {
   for (std::size_t i = 0; i < group_->worker_count(); ++i) group_->worker(i)->Wake();
 }
 
-WeftPolicy::WorkerState& WeftPolicy::state(const FiberWorker* worker) const {
-  return *workers_[worker->index()];
-}
 
 void WeftPolicy::Push(FiberEntity* fiber) {
   Enqueue(fiber);
@@ -82,25 +77,10 @@ void WeftPolicy::PushBatch(FiberEntity* const* fibers, std::size_t count) {
   if (woken < count && may_steal_) WakeIdlePeers(count - woken);
 }
 
-void WeftPolicy::Requeue(FiberWorker*, FiberEntity* fiber) {
-  // The worker it yielded on is busy with a fiber it took from this queue and
-  // comes back to the queue when that one blocks, so the yielder cannot be
-  // stranded: the wake-up of an idle worker is a cheap best-effort check,
-  // without the fence Push() needs.
-  Enqueue(fiber);
-  WakeForQueuedWork();
-}
+void WeftPolicy::Requeue(FiberWorker*, FiberEntity* fiber) { RequeueFast(fiber); }
 
 void WeftPolicy::ReadyLocal(FiberWorker* worker, FiberEntity* fiber) {
-  if (!local_run_stacks_ || WEFT_UNLIKELY(worker->chaos())) {
-    Push(fiber);
-    return;
-  }
-  state(worker).local.Push(fiber);
-  // An idle worker may take a local fiber if the current one keeps running.
-  // Best effort, like a requeue: this worker takes it itself as soon as the
-  // current fiber blocks, so a missed wake-up delays it but cannot strand it.
-  WakeIfIdleWorkerSleeps();
+  ReadyLocalFast(worker, fiber);
 }
 
 void WeftPolicy::PushAvoiding(FiberEntity* fiber, std::size_t avoid) {
@@ -109,48 +89,31 @@ void WeftPolicy::PushAvoiding(FiberEntity* fiber, std::size_t avoid) {
   WakeOneSleeper(std::uint64_t{1} << avoid);
 }
 
-FiberEntity* WeftPolicy::PopQueue(FiberWorker* worker) {
-  FiberEntity* fiber = Pop();
-  if (WEFT_UNLIKELY(worker->chaos()) && fiber != nullptr) fiber = worker->ChaosTake(fiber);
-  return fiber;
-}
+FiberEntity* WeftPolicy::PickNext(FiberWorker* worker) { return PickNextFast(worker); }
 
-FiberEntity* WeftPolicy::PickNext(FiberWorker* worker) {
-  WorkerState& my = state(worker);
-  if (WEFT_UNLIKELY(--my.picks_until_rescue == 0)) {
-    my.picks_until_rescue = kRescueInterval;
-    if (FiberEntity* fiber = RescueStranded(worker)) return fiber;
-  }
-  if (my.local.size() != 0) {
-    if (++my.local_streak <= kMaxLocalStreak) {
-      if (FiberEntity* fiber = my.local.PopNewest()) return fiber;
-    } else {
-      // Fairness: the oldest local fiber goes behind the queue's fibers
-      // (unless it is the only fiber ready; a fiber that never ran only once
-      // it has sat at the bottom for kLocalPatience, as seen at these looks),
-      // and the queue is served first.
-      my.local_streak = 0;
-      FiberEntity* moved =
-          my.local.PopOldestIf(LooksEmpty() ? 2 : 1, [&my](FiberEntity* oldest) {
-            if (oldest->last_worker != nullptr) return true;
-            const auto now = std::chrono::steady_clock::now();
-            if (oldest != my.oldest_local) {
-              my.oldest_local = oldest;
-              my.oldest_local_since = now;
-              return false;
-            }
-            return now - my.oldest_local_since >= kLocalPatience;
-          });
-      if (moved != nullptr) {
-        my.oldest_local = nullptr;
-        Push(moved);
-      }
-      if (FiberEntity* fiber = PopQueue(worker)) return fiber;
-      if (FiberEntity* fiber = my.local.PopNewest()) return fiber;
-    }
-  }
+__attribute__((noinline)) FiberEntity* WeftPolicy::PickWithFairness(FiberWorker* worker,
+                                                                   WorkerState& my) {
+  // The oldest local fiber goes behind the queue's fibers (unless it is the
+  // only fiber ready; a fiber that never ran only once it has sat at the
+  // bottom for kLocalPatience, as seen at these looks), and the queue is
+  // served first.
   my.local_streak = 0;
-  return PopQueue(worker);
+  FiberEntity* moved = my.local.PopOldestIf(LooksEmpty() ? 2 : 1, [&my](FiberEntity* oldest) {
+    if (oldest->last_worker != nullptr) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (oldest != my.oldest_local) {
+      my.oldest_local = oldest;
+      my.oldest_local_since = now;
+      return false;
+    }
+    return now - my.oldest_local_since >= kLocalPatience;
+  });
+  if (moved != nullptr) {
+    my.oldest_local = nullptr;
+    Push(moved);
+  }
+  if (FiberEntity* fiber = PopQueue(worker)) return fiber;
+  return my.local.PopNewest();
 }
 
 bool WeftPolicy::HasReadyWork(const FiberWorker* worker) const {

@@ -67,6 +67,7 @@
 
 #include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
+#include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/policy/scheduling_policy.h"
 #include "runtime/scheduling_group/policy/weft/local_run_stack.h"
 #include "runtime/scheduling_group/run_queue.h"
@@ -80,6 +81,10 @@ class WeftPolicy final : public SchedulingPolicy {
  public:
   // At most this many workers spin at once.
   static constexpr int kMaxSpinners = 2;
+  // Consecutive local picks before the shared queue is served first.
+  static constexpr std::uint32_t kMaxLocalStreak = 16;
+  // How often (in picks) a running worker looks for stranded fibers.
+  static constexpr std::uint32_t kRescueInterval = 64;
 
   enum Mode { kLocalRunStacks, kSharedQueueOnly };
 
@@ -107,6 +112,20 @@ class WeftPolicy final : public SchedulingPolicy {
     return sleeping_mask_.load(std::memory_order_seq_cst) == all_workers_mask_;
   }
   void CollectStats(SchedulingGroupStats* out) const override;
+
+  // PickNext, Requeue and ReadyLocal, inlined into the worker's switch path:
+  // FiberWorker calls these directly when its group runs this class (the
+  // default policy), and the virtual ones otherwise.
+  FiberEntity* PickNextFast(FiberWorker* worker);
+  void RequeueFast(FiberEntity* fiber) {
+    // The worker it yielded on is busy with a fiber it took from this queue
+    // and comes back to the queue when that one blocks, so the yielder cannot
+    // be stranded: the wake-up of an idle worker is a cheap best-effort check,
+    // without the fence Push() needs.
+    Enqueue(fiber);
+    WakeForQueuedWork();
+  }
+  void ReadyLocalFast(FiberWorker* worker, FiberEntity* fiber);
 
  private:
   // What this policy keeps for each worker of the group.
@@ -139,9 +158,17 @@ class WeftPolicy final : public SchedulingPolicy {
     std::uint32_t picks_until_rescue = 1;
   };
 
-  WorkerState& state(const FiberWorker* worker) const;
+  static WorkerState& state(const FiberWorker* worker) {
+    return *static_cast<WorkerState*>(worker->policy_data());
+  }
   // Pop(), in chaos mode passing back a fiber that ran on `worker` last.
-  FiberEntity* PopQueue(FiberWorker* worker);
+  FiberEntity* PopQueue(FiberWorker* worker) {
+    FiberEntity* fiber = Pop();
+    if (WEFT_UNLIKELY(worker->chaos()) && fiber != nullptr) fiber = worker->ChaosTake(fiber);
+    return fiber;
+  }
+  // PickNextFast's path once kMaxLocalStreak local picks ran in a row.
+  FiberEntity* PickWithFairness(FiberWorker* worker, WorkerState& my);
   // Oldest ready fiber of the shared queue (overflow included), or nullptr.
   FiberEntity* Pop() {
     FiberEntity* fiber = queue_.Pop();
@@ -236,6 +263,35 @@ class WeftPolicy final : public SchedulingPolicy {
   std::atomic<std::uint64_t> overflows_{0};
   std::atomic<std::uint64_t> stolen_away_{0};
 };
+
+inline FiberEntity* WeftPolicy::PickNextFast(FiberWorker* worker) {
+  WorkerState& my = state(worker);
+  if (WEFT_UNLIKELY(--my.picks_until_rescue == 0)) {
+    my.picks_until_rescue = kRescueInterval;
+    if (FiberEntity* fiber = RescueStranded(worker)) return fiber;
+  }
+  if (my.local.size() != 0) {
+    if (WEFT_LIKELY(++my.local_streak <= kMaxLocalStreak)) {
+      if (FiberEntity* fiber = my.local.PopNewest()) return fiber;
+    } else {
+      return PickWithFairness(worker, my);
+    }
+  }
+  my.local_streak = 0;
+  return PopQueue(worker);
+}
+
+inline void WeftPolicy::ReadyLocalFast(FiberWorker* worker, FiberEntity* fiber) {
+  if (!local_run_stacks_ || WEFT_UNLIKELY(worker->chaos())) {
+    Push(fiber);
+    return;
+  }
+  state(worker).local.Push(fiber);
+  // An idle worker may take a local fiber if the current one keeps running.
+  // Best effort, like a requeue: this worker takes it itself as soon as the
+  // current fiber blocks, so a missed wake-up delays it but cannot strand it.
+  WakeIfIdleWorkerSleeps();
+}
 
 }  // namespace weft::detail
 
