@@ -117,7 +117,11 @@ FiberEntity* V2Policy::PickNext(FiberWorker* worker) {
     }
   }
   if (FiberEntity* fiber = PopOwn(worker)) return fiber;
-  return PopGlobal(worker);
+  if (FiberEntity* fiber = PopGlobal(worker)) return fiber;
+  // Nothing of our own: take the oldest fiber of another worker's deque now,
+  // as the idle loop would. A fiber that keeps yielding thereby rescues fibers
+  // stranded behind a worker whose current fiber never blocks.
+  return StealFromWorkers(worker);
 }
 
 bool V2Policy::HasReadyWork(const FiberWorker* worker) const {

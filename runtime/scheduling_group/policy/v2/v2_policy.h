@@ -18,7 +18,9 @@
 // Picking and stealing order. PickNext: the own deque, then the global queue;
 // every kFairnessInterval picks the global queue and then the oldest fiber of
 // the own deque come first, so fibers that keep readying each other on one
-// worker starve neither the global queue nor the bottom of their deque. An idle
+// worker starve neither the global queue nor the bottom of their deque; with
+// both empty, the oldest fiber of another worker's deque (so a yielding fiber
+// rescues one stranded behind a fiber that never blocks). An idle
 // worker looks at its deque, the global queue, the other workers' deques
 // (round-robin victims) and, on every n-th look, the global queues of other
 // groups (n = steal_peers() same_node_ratio / other_nodes_ratio; always once
