@@ -33,7 +33,8 @@ DEFINE_bool(weft_chaos_migration, false,
             "last ran on, to expose code that relies on staying on one thread.");
 DEFINE_string(weft_scheduling_policy, "weft",
               "How scheduling groups queue, pick and steal fibers and wake workers: "
-              "weft (shared queue + local run stacks) or v1 (tRPC's v1, shared queue).");
+              "weft (shared queue + local run stacks), v1 (tRPC's v1, shared queue) or v2 "
+              "(tRPC's v2: global queue + work-stealing deque per worker).");
 DEFINE_uint64(weft_blocking_pool_max_threads, 64,
               "Most threads the blocking pool (weft::RunBlocking, name lookups) runs at "
               "once, 1..4096; further calls wait in a queue.");

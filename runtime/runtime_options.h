@@ -61,7 +61,9 @@ struct RuntimeOptions {
   // How each scheduling group queues, picks and steals ready fibers and how
   // its idle workers sleep and wake (docs/tuning.md, "Scheduling policies"):
   // "weft" (a shared queue plus a local run stack per worker), "v1" (tRPC's
-  // v1: the shared queue alone). The environment variable
+  // v1: the shared queue alone), "v2" (tRPC's v2 after Taskflow: a global
+  // queue plus a work-stealing deque per worker and an eventcount for idle
+  // workers). The environment variable
   // WEFT_SCHEDULING_POLICY, when set, overrides it for every runtime the
   // process starts (how the test suite runs under each policy).
   std::string scheduling_policy = "weft";

@@ -9,7 +9,7 @@
 
 namespace weft::detail {
 
-inline constexpr const char* kSchedulingPolicies[] = {"weft", "v1"};
+inline constexpr const char* kSchedulingPolicies[] = {"weft", "v1", "v2"};
 
 inline bool IsSchedulingPolicy(const std::string& name) {
   for (const char* known : kSchedulingPolicies) {
@@ -18,7 +18,7 @@ inline bool IsSchedulingPolicy(const std::string& name) {
   return false;
 }
 
-// "weft, v1": for error messages.
+// "weft, v1, v2": for error messages.
 inline std::string SchedulingPolicyList() {
   std::string list;
   for (const char* known : kSchedulingPolicies) {

@@ -2,6 +2,8 @@
 // WEFT_SCHEDULING_POLICY override, and what sets the policies apart.
 #include "runtime/scheduling_group/policy/scheduling_policy.h"
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -76,6 +78,42 @@ TEST(SchedulingPolicy, V1RunsWhatAFiberStartsInTheOrderItWasStarted) {
   });
   parent.Join();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// v2's per-worker deque: its owner takes the newest fiber first.
+TEST(SchedulingPolicy, V2RunsWhatAFiberStartsNewestFirstOnOneWorker) {
+  RuntimeOptions options = OptionsWithWorkers(1);
+  options.scheduling_policy = "v2";
+  Runtime runtime(options);
+  if (RunningSchedulingPolicy() != "v2") {
+    GTEST_SKIP() << "WEFT_SCHEDULING_POLICY chose " << RunningSchedulingPolicy();
+  }
+  std::vector<int> order;
+  Fiber parent([&] {
+    std::vector<Fiber> children;
+    for (int i = 0; i < 5; ++i) children.emplace_back([&order, i] { order.push_back(i); });
+    for (Fiber& child : children) child.Join();
+  });
+  parent.Join();
+  EXPECT_EQ(order, (std::vector<int>{4, 3, 2, 1, 0}));
+}
+
+// A fiber started by one that keeps its worker busy (it never blocks until the
+// child ran) is taken by another worker: from v2's deque by a thief, from
+// weft's local run stack, or from v1's shared queue.
+TEST(SchedulingPolicy, AFiberStartedByABusyFiberRunsOnAnotherWorker) {
+  Runtime runtime(OptionsWithWorkers(2));
+  std::atomic<bool> child_ran{false};
+  Fiber parent([&] {
+    Fiber child([&] { child_ran = true; });
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!child_ran.load() && std::chrono::steady_clock::now() < give_up) {
+    }
+    EXPECT_TRUE(child_ran.load()) << "policy " << RunningSchedulingPolicy()
+                                  << ": no idle worker took the child in 30 s";
+    child.Join();
+  });
+  parent.Join();
 }
 
 }  // namespace
