@@ -61,6 +61,18 @@ TEST(SchedulingPolicy, AnUnknownNameInTheEnvironmentIsRefusedWithTheAcceptedOnes
   }
 }
 
+// A fiber starts five children, then joins them: the order they ran in.
+std::vector<int> OrderOfFiveChildren() {
+  std::vector<int> order;
+  Fiber parent([&] {
+    std::vector<Fiber> children;
+    for (int i = 0; i < 5; ++i) children.emplace_back([&order, i] { order.push_back(i); });
+    for (Fiber& child : children) child.Join();
+  });
+  parent.Join();
+  return order;
+}
+
 // v1 keeps no local run stacks: what a fiber starts runs in the order started
 // (weft's runs newest first, local_run_stack_test.cc).
 TEST(SchedulingPolicy, V1RunsWhatAFiberStartsInTheOrderItWasStarted) {
@@ -70,14 +82,7 @@ TEST(SchedulingPolicy, V1RunsWhatAFiberStartsInTheOrderItWasStarted) {
   if (RunningSchedulingPolicy() != "v1") {
     GTEST_SKIP() << "WEFT_SCHEDULING_POLICY chose " << RunningSchedulingPolicy();
   }
-  std::vector<int> order;
-  Fiber parent([&] {
-    std::vector<Fiber> children;
-    for (int i = 0; i < 5; ++i) children.emplace_back([&order, i] { order.push_back(i); });
-    for (Fiber& child : children) child.Join();
-  });
-  parent.Join();
-  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(OrderOfFiveChildren(), (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
 // v2's per-worker deque: its owner takes the newest fiber first.
@@ -88,14 +93,7 @@ TEST(SchedulingPolicy, V2RunsWhatAFiberStartsNewestFirstOnOneWorker) {
   if (RunningSchedulingPolicy() != "v2") {
     GTEST_SKIP() << "WEFT_SCHEDULING_POLICY chose " << RunningSchedulingPolicy();
   }
-  std::vector<int> order;
-  Fiber parent([&] {
-    std::vector<Fiber> children;
-    for (int i = 0; i < 5; ++i) children.emplace_back([&order, i] { order.push_back(i); });
-    for (Fiber& child : children) child.Join();
-  });
-  parent.Join();
-  EXPECT_EQ(order, (std::vector<int>{4, 3, 2, 1, 0}));
+  EXPECT_EQ(OrderOfFiveChildren(), (std::vector<int>{4, 3, 2, 1, 0}));
 }
 
 // A fiber started by one that keeps its worker busy (it never blocks until the
