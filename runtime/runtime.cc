@@ -67,7 +67,11 @@ void StartRuntime(const RuntimeOptions& options) {
       << "StartRuntime() called while the runtime is already running; call "
          "TerminateRuntime() first";
   detail::ConfigureStackPool(options.stack_size, options.stack_guard_page);
-  detail::ChooseFileEngine(options);
+  {
+    RuntimeOptions engine_options = options;
+    engine_options.io_engine = plan.io_engine;
+    detail::ChooseFileEngine(engine_options);
+  }
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   {
     detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
@@ -210,6 +214,7 @@ void DumpRuntimeStats(std::ostream& out) {
        << files.rings << " submitted " << files.submitted << " completed "
        << files.completed << " ring-full-waits " << files.room_waits
        << " blocking-pool-calls " << files.fallbacks << "\n";
+  text << "sockets: engine " << files.socket_engine << "\n";
   out << text.str() << std::flush;
 }
 

@@ -87,8 +87,11 @@ struct RuntimeOptions {
   // allows it ("auto", "io_uring"), otherwise ("epoll", or io_uring refused:
   // /proc/sys/kernel/io_uring_disabled, seccomp, no kernel support) they run on
   // the blocking pool; the runtime logs once which engine files use and why.
-  // Socket calls (runtime/io/fd.h) use the group's epoll poller with every
-  // value for now. Anything else is rejected naming the accepted values.
+  // Socket calls of fibers (runtime/io/fd.h) wait in the workers' io_uring
+  // with "io_uring" (when the kernel allows it), in the group's epoll poller
+  // with "epoll" and "auto" (faster on the W11 and W12 workloads here:
+  // docs/io.md). WEFT_IO_ENGINE, when set, overrides this for every runtime
+  // the process starts. Anything else is rejected naming the accepted values.
   std::string io_engine = "auto";
   // Submission queue entries of each worker's io_uring (its completion queue
   // has twice as many). At most that many completions may be outstanding per

@@ -77,6 +77,7 @@ struct BlockingPoolStats {
 struct FileIoStats {
   std::string engine;            // "io_uring" or "blocking pool"
   std::string reason;            // why that engine
+  std::string socket_engine;     // weft::io sockets: "io_uring" or "epoll"
   std::size_t rings = 0;         // workers' rings created so far (on first use)
   std::uint64_t submitted = 0;   // requests submitted to the rings
   std::uint64_t completed = 0;   // of those, completions reaped

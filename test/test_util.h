@@ -61,6 +61,13 @@ inline std::string RunningSchedulingPolicy() {
   return GetRuntimeStats().scheduling_policy;
 }
 
+// The I/O engine WEFT_IO_ENGINE forces on every runtime of the suite, or ""
+// when it is unset: tests made for one engine skip under another.
+inline std::string IoEngineOverride() {
+  const char* value = std::getenv("WEFT_IO_ENGINE");
+  return value != nullptr ? value : "";
+}
+
 // Threads of this process, from /proc/self/status (-1 and a test failure if
 // the line is missing).
 inline int CountThreads() {

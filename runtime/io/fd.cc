@@ -11,13 +11,16 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include "runtime/detail/check.h"
 #include "runtime/detail/errno.h"
 #include "runtime/detail/libc.h"
 #include "runtime/io/detail/hooked_calls.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/file_ring.h"
 #include "runtime/scheduling_group/io_poller.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/wait_queue.h"
@@ -27,10 +30,12 @@ namespace weft::io {
 namespace {
 
 using detail::DescriptorState;
+using detail::FileRing;
 using detail::Libc;
 using detail::IoDirection;
 using detail::IoPoller;
 using detail::IoWaiter;
+using detail::RingRequest;
 using detail::Waiter;
 using detail::WaitQueue;
 
@@ -46,9 +51,24 @@ IoPoller& PollerForCaller() {
   return detail::FallbackPoller();
 }
 
-// Cancels every waiter of `slot` (its lock held); returns them to be woken
-// once the lock is released.
+// Whether a socket created or first used by the caller waits in the rings
+// (io_uring socket engine) rather than in a poller: then it is not
+// registered with epoll (a plain thread that waits on it later registers it).
+bool WaitsInRings(bool is_socket) {
+  return is_socket && detail::SocketRingsEnabled() && detail::InFiber(detail::CurrentWorker());
+}
+
+// Cancels every waiter of `slot` (its lock held), and asks the kernel to
+// cancel the requests its calls have in the rings; returns the waiters to be
+// woken once the lock is released.
 Waiter* CancelWaitersLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock) {
+  // Pairs with the fence in Use::OnRing: either we see the request's ring,
+  // or its fiber sees the descriptor closing (and cancels it itself).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (RingRequest* request : slot.ring_requests) {
+    if (request == nullptr) continue;
+    if (FileRing* ring = request->ring.load(std::memory_order_seq_cst)) ring->Cancel(request);
+  }
   Waiter* list = nullptr;
   for (WaitQueue& queue : slot.waiters) {
     Waiter* popped = queue.PopAll();
@@ -100,7 +120,7 @@ int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool 
   }
   const std::uint32_t generation = DescriptorState::GenerationOf(word) + 1;
   int error = 0;
-  if (pollable) {
+  if (pollable && !WaitsInRings(is_socket)) {
     IoPoller& poller = PollerForCaller();
     error = poller.Register(fd, generation);
     if (error == 0) {
@@ -279,6 +299,81 @@ class Use {
     return 0;
   }
 
+  // The ring this call's waits go through (io_uring socket engine), or
+  // nullptr: waits go through a poller (WaitForEdge).
+  FileRing* Ring() const {
+    if (!slot_->is_socket || !detail::SocketRingsEnabled()) return nullptr;
+    detail::FiberWorker* worker = detail::CurrentWorker();
+    if (!detail::InFiber(worker)) return nullptr;
+    return worker->FileRingForCurrentFiber();
+  }
+
+  // After the system call said EAGAIN, with the io_uring socket engine: the
+  // call's request, made by `prepare(sqe)`, goes to the ring of the caller's
+  // worker, which makes it when the socket is ready. One request per
+  // direction at a time is in a ring; other calls wait their turn in the
+  // slot's queue, in the order they came, as with a poller.
+  // Returns the request's result (a count, >= 0), -errno (ETIMEDOUT,
+  // ECANCELED, or the call's own error), or kRetry: make the system call
+  // again (the call's turn came, or the request ended without a result).
+  static constexpr ssize_t kRetry = -(ssize_t{1} << 20);
+  template <class Prepare>
+  ssize_t OnRing(IoDirection direction, Deadline deadline, Prepare&& prepare) {
+    const int d = Index(direction);
+    DescriptorState& slot = *slot_;
+    slot.lock.lock();
+    if (!Current(slot)) {
+      slot.lock.unlock();
+      return -ECANCELED;
+    }
+    if (slot.ring_requests[d] != nullptr || !slot.waiters[d].empty()) {
+      IoWaiter waiter;
+      if (!slot.waiters[d].ParkUntil(&waiter, slot.lock, deadline.TimePoint())) {
+        return -ETIMEDOUT;
+      }
+      if (waiter.cancelled) return -ECANCELED;
+      woken_[d] = true;
+      return kRetry;
+    }
+    RingRequest request;
+    // A socket's request may wait as long as its connection idles: it does
+    // not take the ring's room (file_ring.h), so it is never refused.
+    request.counted = false;
+    slot.ring_requests[d] = &request;
+    slot.lock.unlock();
+    FileRing* ring = Ring();  // nullptr: this worker's ring was refused
+    int result = 0;
+    if (ring != nullptr) {
+      WEFT_CHECK(ring->TryStart(&request, deadline.TimePoint(), prepare));
+      request.ring.store(ring, std::memory_order_seq_cst);
+      // Pairs with the fence in CancelWaitersLocked.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (!Current(slot)) ring->Cancel(&request);
+      result = FileRing::Wait(&request, ring);
+    }
+    slot.lock.lock();
+    const bool current = Current(slot);
+    slot.ring_requests[d] = nullptr;
+    Waiter* next = current ? slot.waiters[d].PopFront() : nullptr;
+    slot.lock.unlock();
+    if (next != nullptr) detail::WaitQueue::Wake(next);
+    if (ring == nullptr) {
+      // Wait through the group's poller instead.
+      const int wait = WaitForEdge(direction, deadline);
+      return wait == 0 ? kRetry : -wait;
+    }
+    if (result >= 0) return result;
+    if (result == -ECANCELED) {
+      if (!current) return -ECANCELED;  // Close()
+      if (!deadline.IsNever() && deadline.HasPassed()) return -ETIMEDOUT;
+      return kRetry;
+    }
+    // EAGAIN: the kernel gave up waiting (a request punted to its worker
+    // threads sees the socket's O_NONBLOCK); EINTR: a signal.
+    if (result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR) return kRetry;
+    return result;
+  }
+
   // A call woken by an edge has completed: the next waiter of the direction
   // gets its turn (the edge may have made room for more than one call).
   void PassOn(IoDirection direction) {
@@ -297,6 +392,13 @@ class Use {
   }
 
  private:
+  // Whether the slot still holds this call's descriptor, open.
+  bool Current(const DescriptorState& slot) const {
+    const std::uint64_t word = slot.word.load(std::memory_order_seq_cst);
+    return DescriptorState::GenerationOf(word) == generation_ &&
+           (word & DescriptorState::kClosing) == 0;
+  }
+
   int fd_;
   DescriptorState* slot_ = nullptr;
   std::uint32_t generation_ = 0;
@@ -304,10 +406,16 @@ class Use {
   std::uint32_t seen_[2] = {0, 0};
 };
 
+// A call with no io_uring form: it always waits through a poller.
+struct NoRingForm {};
+
 // The retry loop of a call that transfers data at most once: `op` is the
-// system call; on EAGAIN the call waits for an edge and tries again.
-template <class Op>
-ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wait, Op op) {
+// system call; on EAGAIN the call waits for an edge and tries again, or with
+// the io_uring socket engine has the ring make the call, as
+// `prepare(sqe)` prepares it, once the socket is ready.
+template <class Op, class Prepare = NoRingForm>
+ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wait, Op op,
+                 Prepare prepare = {}) {
   Use use(fd);
   if (!use.ok()) return -1;
   for (;;) {
@@ -323,6 +431,18 @@ ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wai
       use.PassOn(direction);
       detail::SetErrno(error);
       return -1;
+    }
+    if constexpr (!std::is_same_v<Prepare, NoRingForm>) {
+      if (use.Ring() != nullptr) {
+        const ssize_t done = use.OnRing(direction, deadline, prepare);
+        if (done == Use::kRetry) continue;
+        if (done >= 0) {
+          use.PassOn(direction);
+          return done;
+        }
+        detail::SetErrno(static_cast<int>(-done));
+        return -1;
+      }
     }
     if (const int wait = use.WaitForEdge(direction, deadline)) {
       detail::SetErrno(wait);
@@ -362,9 +482,11 @@ ssize_t WithoutSigpipe(Op op) {
 }
 
 // The loop of a call that writes a whole buffer: `op(offset)` writes from
-// `offset` on and returns the count or -1; done at `total`.
-template <class Op>
-ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, Op op) {
+// `offset` on and returns the count or -1; done at `total`. With the io_uring
+// socket engine, `prepare(sqe, offset)` prepares the same write for the ring.
+template <class Op, class Prepare = NoRingForm>
+ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, Op op,
+                 Prepare prepare = {}) {
   Use use(fd);
   if (!use.ok()) return -1;
   std::size_t done = 0;
@@ -386,6 +508,23 @@ ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, O
       if (done > 0) return static_cast<ssize_t>(done);
       detail::SetErrno(error);
       return -1;
+    }
+    if constexpr (!std::is_same_v<Prepare, NoRingForm>) {
+      if (use.Ring() != nullptr) {
+        const ssize_t wrote = use.OnRing(IoDirection::kWrite, deadline,
+                                         [&](io_uring_sqe* sqe) { prepare(sqe, done); });
+        if (wrote >= 0) done += static_cast<std::size_t>(wrote);
+        if (wrote >= 0 || wrote == Use::kRetry) {
+          if (done >= total) {
+            use.PassOn(IoDirection::kWrite);
+            return static_cast<ssize_t>(done);
+          }
+          continue;
+        }
+        if (done > 0) return static_cast<ssize_t>(done);
+        detail::SetErrno(static_cast<int>(-wrote));
+        return -1;
+      }
     }
     if (const int wait = use.WaitForEdge(IoDirection::kWrite, deadline)) {
       if (done > 0) return static_cast<ssize_t>(done);
@@ -418,6 +557,18 @@ std::size_t IovTotal(const iovec* iov, int iovcnt) {
   return total;
 }
 
+// After a probe found the descriptor not ready for `events`: waits for an
+// edge, or with the io_uring socket engine for a poll request in the ring.
+// 0 (look again) or an errno.
+int WaitForReadiness(Use& use, short events, IoDirection direction, Deadline deadline) {
+  if (use.Ring() == nullptr) return use.WaitForEdge(direction, deadline);
+  const ssize_t result = use.OnRing(direction, deadline, [&](io_uring_sqe* sqe) {
+    io_uring_prep_poll_add(sqe, use.fd(), static_cast<unsigned>(events));
+  });
+  if (result >= 0 || result == Use::kRetry) return 0;
+  return static_cast<int>(-result);
+}
+
 // Waits until poll(2) reports any of `events` on the descriptor.
 int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
   Use use(fd);
@@ -432,7 +583,7 @@ int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
       return 0;
     }
     if (ready < 0 && detail::Errno() != EINTR) return -1;
-    if (const int wait = use.WaitForEdge(direction, deadline)) {
+    if (const int wait = WaitForReadiness(use, events, direction, deadline)) {
       detail::SetErrno(wait);
       return -1;
     }
@@ -454,10 +605,15 @@ int Socket(int domain, int type, int protocol) {
 }
 
 int Accept(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
-  const ssize_t fd = Transfer(listen_fd, IoDirection::kRead, deadline, false, [&](Use&) {
-    return static_cast<ssize_t>(
-        Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
-  });
+  const ssize_t fd = Transfer(
+      listen_fd, IoDirection::kRead, deadline, false,
+      [&](Use&) {
+        return static_cast<ssize_t>(
+            Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      },
+      [&](io_uring_sqe* sqe) {
+        io_uring_prep_accept(sqe, listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      });
   if (fd < 0) return -1;
   const int accepted = static_cast<int>(fd);
   if (const int error = OpenSlot(accepted, detail::DescriptorSlot(accepted),
@@ -510,35 +666,56 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
       return 0;
     }
     if (ready < 0 && detail::Errno() != EINTR) return -1;
-    if (const int wait = use.WaitForEdge(IoDirection::kWrite, deadline)) {
+    if (const int wait = WaitForReadiness(use, POLLOUT, IoDirection::kWrite, deadline)) {
       detail::SetErrno(wait);
       return -1;
     }
   }
 }
 
+// Linux moves at most this much in one call (MAX_RW_COUNT); io_uring's
+// length field is 32 bits.
+constexpr std::size_t kMaxTransfer = 0x7ffff000;
+
+unsigned RingLength(std::size_t n) {
+  return static_cast<unsigned>(std::min(n, kMaxTransfer));
+}
+
 ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
-  return Transfer(fd, IoDirection::kRead, deadline, false,
-                  [&](Use&) { return Libc().read(fd, buf, n); });
+  // The ring engine serves sockets only (Use::Ring), as recv.
+  return Transfer(
+      fd, IoDirection::kRead, deadline, false, [&](Use&) { return Libc().read(fd, buf, n); },
+      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, RingLength(n), 0); });
 }
 
 ssize_t ReadV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
-  return Transfer(fd, IoDirection::kRead, deadline, false,
-                  [&](Use&) { return Libc().readv(fd, iov, iovcnt); });
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<std::size_t>(std::max(iovcnt, 0));
+  return Transfer(
+      fd, IoDirection::kRead, deadline, false,
+      [&](Use&) { return Libc().readv(fd, iov, iovcnt); },
+      [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); });
 }
 
 ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
   const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
   if ((flags & MSG_WAITALL) == 0 || dont_wait) {
-    return Transfer(fd, IoDirection::kRead, deadline, dont_wait,
-                    [&](Use&) { return Libc().recv(fd, buf, n, flags); });
+    return Transfer(
+        fd, IoDirection::kRead, deadline, dont_wait,
+        [&](Use&) { return Libc().recv(fd, buf, n, flags); },
+        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, RingLength(n), flags); });
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
   std::size_t done = 0;
   while (done < n) {
-    const ssize_t got =
-        Transfer(fd, IoDirection::kRead, deadline, false, [&](Use&) {
-          return Libc().recv(fd, static_cast<char*>(buf) + done, n - done, flags);
+    char* at = static_cast<char*>(buf) + done;
+    const ssize_t got = Transfer(
+        fd, IoDirection::kRead, deadline, false,
+        [&](Use&) { return Libc().recv(fd, at, n - done, flags); },
+        [&](io_uring_sqe* sqe) {
+          // The loop gathers the rest: the ring returns what one recv gets.
+          io_uring_prep_recv(sqe, fd, at, RingLength(n - done), flags & ~MSG_WAITALL);
         });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     if (got == 0) break;
@@ -549,74 +726,141 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
 
 ssize_t RecvFrom(int fd, void* buf, std::size_t n, int flags, sockaddr* addr,
                  socklen_t* len, Deadline deadline) {
-  return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&) { return Libc().recvfrom(fd, buf, n, flags, addr, len); });
+  iovec iov{buf, n};
+  msghdr msg{};
+  bool on_ring = false;
+  const ssize_t result = Transfer(
+      fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+      [&](Use&) {
+        on_ring = false;
+        return Libc().recvfrom(fd, buf, n, flags, addr, len);
+      },
+      [&](io_uring_sqe* sqe) {
+        msg = msghdr{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        if (addr != nullptr && len != nullptr) {
+          msg.msg_name = addr;
+          msg.msg_namelen = *len;
+        }
+        on_ring = true;
+        io_uring_prep_recvmsg(sqe, fd, &msg, static_cast<unsigned>(flags));
+      });
+  if (result >= 0 && on_ring && addr != nullptr && len != nullptr) *len = msg.msg_namelen;
+  return result;
 }
 
 ssize_t RecvMsg(int fd, msghdr* msg, int flags, Deadline deadline) {
-  return Transfer(fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&) { return Libc().recvmsg(fd, msg, flags); });
+  return Transfer(
+      fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+      [&](Use&) { return Libc().recvmsg(fd, msg, flags); },
+      [&](io_uring_sqe* sqe) {
+        io_uring_prep_recvmsg(sqe, fd, msg, static_cast<unsigned>(flags));
+      });
 }
 
 ssize_t Write(int fd, const void* buf, std::size_t n, Deadline deadline) {
   const auto* bytes = static_cast<const char*>(buf);
-  return WriteAll(fd, n, deadline, false, [&](Use& use, std::size_t done) {
-    if (use.is_socket()) return Libc().send(fd, bytes + done, n - done, MSG_NOSIGNAL);
-    return WithoutSigpipe([&] { return Libc().write(fd, bytes + done, n - done); });
-  });
+  return WriteAll(
+      fd, n, deadline, false,
+      [&](Use& use, std::size_t done) {
+        if (use.is_socket()) return Libc().send(fd, bytes + done, n - done, MSG_NOSIGNAL);
+        return WithoutSigpipe([&] { return Libc().write(fd, bytes + done, n - done); });
+      },
+      [&](io_uring_sqe* sqe, std::size_t done) {
+        io_uring_prep_send(sqe, fd, bytes + done, RingLength(n - done), MSG_NOSIGNAL);
+      });
 }
 
 ssize_t WriteV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
   std::vector<iovec> storage;
-  return WriteAll(fd, IovTotal(iov, iovcnt), deadline, false,
-                  [&](Use& use, std::size_t done) {
-                    const iovec* rest = nullptr;
-                    const int count = SkipIov(iov, iovcnt, done, storage, &rest);
-                    if (use.is_socket()) {
-                      msghdr msg{};
-                      msg.msg_iov = const_cast<iovec*>(rest);
-                      msg.msg_iovlen = static_cast<std::size_t>(count);
-                      return Libc().sendmsg(fd, &msg, MSG_NOSIGNAL);
-                    }
-                    return WithoutSigpipe([&] { return Libc().writev(fd, rest, count); });
-                  });
+  msghdr ring_msg{};  // the ring's request reads it until it completes
+  return WriteAll(
+      fd, IovTotal(iov, iovcnt), deadline, false,
+      [&](Use& use, std::size_t done) {
+        const iovec* rest = nullptr;
+        const int count = SkipIov(iov, iovcnt, done, storage, &rest);
+        if (use.is_socket()) {
+          msghdr msg{};
+          msg.msg_iov = const_cast<iovec*>(rest);
+          msg.msg_iovlen = static_cast<std::size_t>(count);
+          return Libc().sendmsg(fd, &msg, MSG_NOSIGNAL);
+        }
+        return WithoutSigpipe([&] { return Libc().writev(fd, rest, count); });
+      },
+      [&](io_uring_sqe* sqe, std::size_t done) {
+        const iovec* rest = nullptr;
+        ring_msg = msghdr{};
+        ring_msg.msg_iovlen =
+            static_cast<std::size_t>(SkipIov(iov, iovcnt, done, storage, &rest));
+        ring_msg.msg_iov = const_cast<iovec*>(rest);
+        io_uring_prep_sendmsg(sqe, fd, &ring_msg, MSG_NOSIGNAL);
+      });
 }
 
 ssize_t Send(int fd, const void* buf, std::size_t n, int flags, Deadline deadline) {
   const auto* bytes = static_cast<const char*>(buf);
-  return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&, std::size_t done) {
-                    return Libc().send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
-                  });
+  return WriteAll(
+      fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
+      [&](Use&, std::size_t done) {
+        return Libc().send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
+      },
+      [&](io_uring_sqe* sqe, std::size_t done) {
+        io_uring_prep_send(sqe, fd, bytes + done, RingLength(n - done),
+                           flags | MSG_NOSIGNAL);
+      });
 }
 
 ssize_t SendTo(int fd, const void* buf, std::size_t n, int flags, const sockaddr* addr,
                socklen_t len, Deadline deadline) {
   const auto* bytes = static_cast<const char*>(buf);
-  return WriteAll(fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&, std::size_t done) {
-                    return Libc().sendto(fd, bytes + done, n - done, flags | MSG_NOSIGNAL, addr,
-                                    len);
-                  });
+  iovec iov{};
+  msghdr ring_msg{};  // the ring's request reads it until it completes
+  return WriteAll(
+      fd, n, deadline, (flags & MSG_DONTWAIT) != 0,
+      [&](Use&, std::size_t done) {
+        return Libc().sendto(fd, bytes + done, n - done, flags | MSG_NOSIGNAL, addr, len);
+      },
+      [&](io_uring_sqe* sqe, std::size_t done) {
+        iov = iovec{const_cast<char*>(bytes) + done, n - done};
+        ring_msg = msghdr{};
+        ring_msg.msg_name = const_cast<sockaddr*>(addr);
+        ring_msg.msg_namelen = addr != nullptr ? len : 0;
+        ring_msg.msg_iov = &iov;
+        ring_msg.msg_iovlen = 1;
+        io_uring_prep_sendmsg(sqe, fd, &ring_msg,
+                              static_cast<unsigned>(flags | MSG_NOSIGNAL));
+      });
 }
 
 ssize_t SendMsg(int fd, const msghdr* msg, int flags, Deadline deadline) {
   std::vector<iovec> storage;
   const int iovcnt = static_cast<int>(msg->msg_iovlen);
-  return WriteAll(fd, IovTotal(msg->msg_iov, iovcnt), deadline, (flags & MSG_DONTWAIT) != 0,
-                  [&](Use&, std::size_t done) {
-                    msghdr rest = *msg;
-                    const iovec* iov = nullptr;
-                    rest.msg_iovlen = static_cast<std::size_t>(
-                        SkipIov(msg->msg_iov, iovcnt, done, storage, &iov));
-                    rest.msg_iov = const_cast<iovec*>(iov);
-                    if (done > 0) {
-                      // Ancillary data went with the first bytes.
-                      rest.msg_control = nullptr;
-                      rest.msg_controllen = 0;
-                    }
-                    return Libc().sendmsg(fd, &rest, flags | MSG_NOSIGNAL);
-                  });
+  // The part from byte `done` on (ancillary data went with the first bytes).
+  auto rest_of = [&](std::size_t done) {
+    msghdr rest = *msg;
+    const iovec* iov = nullptr;
+    rest.msg_iovlen =
+        static_cast<std::size_t>(SkipIov(msg->msg_iov, iovcnt, done, storage, &iov));
+    rest.msg_iov = const_cast<iovec*>(iov);
+    if (done > 0) {
+      rest.msg_control = nullptr;
+      rest.msg_controllen = 0;
+    }
+    return rest;
+  };
+  msghdr ring_msg{};  // the ring's request reads it until it completes
+  return WriteAll(
+      fd, IovTotal(msg->msg_iov, iovcnt), deadline, (flags & MSG_DONTWAIT) != 0,
+      [&](Use&, std::size_t done) {
+        const msghdr rest = rest_of(done);
+        return Libc().sendmsg(fd, &rest, flags | MSG_NOSIGNAL);
+      },
+      [&](io_uring_sqe* sqe, std::size_t done) {
+        ring_msg = rest_of(done);
+        io_uring_prep_sendmsg(sqe, fd, &ring_msg,
+                              static_cast<unsigned>(flags | MSG_NOSIGNAL));
+      });
 }
 
 int WaitReadable(int fd, Deadline deadline) {

@@ -104,6 +104,21 @@ std::string SchedulingPolicy(const RuntimeOptions& options) {
   return value;
 }
 
+// RuntimeOptions::io_engine (checked already), unless WEFT_IO_ENGINE names
+// one: how the test suite runs every weft::io test with each engine.
+std::string IoEngine(const RuntimeOptions& options) {
+  const char* value = std::getenv("WEFT_IO_ENGINE");
+  if (value == nullptr || *value == '\0') return options.io_engine;
+  const std::string text = value;
+  if (text != "auto" && text != "epoll" && text != "io_uring") {
+    throw std::invalid_argument(
+        "weft: the environment variable WEFT_IO_ENGINE is \"" + text +
+        "\"; set it to \"auto\", \"epoll\" or \"io_uring\", or unset it to leave the "
+        "choice to RuntimeOptions::io_engine (--weft_io_engine)");
+  }
+  return text;
+}
+
 }  // namespace
 
 RuntimePlan PlanRuntime(const RuntimeOptions& options) {
@@ -114,6 +129,7 @@ RuntimePlan PlanRuntime(const RuntimeOptions& options) {
   plan.groups = PlanGroups(options, plan.layout);
   plan.chaos_migration = options.chaos_migration || ChaosMigrationFromEnvironment();
   plan.scheduling_policy = SchedulingPolicy(options);
+  plan.io_engine = IoEngine(options);
   return plan;
 }
 

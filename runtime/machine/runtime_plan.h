@@ -21,11 +21,13 @@ struct RuntimePlan {
   // RuntimeOptions::scheduling_policy, or WEFT_SCHEDULING_POLICY from the
   // environment.
   std::string scheduling_policy;
+  // RuntimeOptions::io_engine, or WEFT_IO_ENGINE from the environment.
+  std::string io_engine;
 };
 
 // The plan for `options` on this machine. Every option is checked first, so
 // this throws std::invalid_argument for a value out of range, a bad topology or
-// accessible_cpus, a bad WEFT_CHAOS_MIGRATION or WEFT_SCHEDULING_POLICY, or a layout that cannot be made.
+// accessible_cpus, a bad WEFT_CHAOS_MIGRATION, WEFT_SCHEDULING_POLICY or WEFT_IO_ENGINE, or a layout that cannot be made.
 RuntimePlan PlanRuntime(const RuntimeOptions& options);
 
 }  // namespace weft::detail

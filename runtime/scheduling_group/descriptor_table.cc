@@ -67,6 +67,7 @@ std::size_t WaitersOn(int fd) {
   for (const WaitQueue& queue : slot->waiters) {
     for (const Waiter* w = queue.front(); w != nullptr; w = w->next) ++count;
   }
+  for (const RingRequest* request : slot->ring_requests) count += request != nullptr;
   slot->lock.unlock();
   return count;
 }

@@ -34,6 +34,7 @@
 namespace weft::detail {
 
 class IoPoller;
+struct RingRequest;
 
 enum class IoDirection : std::uint8_t { kRead = 0, kWrite = 1 };
 
@@ -67,6 +68,10 @@ struct DescriptorState {
   // (a regular file), whose calls simply block. A group that stops moves its
   // registrations to the fallback poller first, so this is never dangling.
   IoPoller* poller WEFT_GUARDED_BY(lock) = nullptr;
+  // With the io_uring socket engine (file_ring.h): the one request per
+  // direction a fiber has in a worker's ring for this descriptor, which
+  // Close() cancels; other calls of that direction queue in `waiters`.
+  RingRequest* ring_requests[2] WEFT_GUARDED_BY(lock) = {nullptr, nullptr};
   // Set when the descriptor is opened (under `lock`, before kOpen is
   // published); read by the calls that use it.
   bool pollable = false;
@@ -88,8 +93,8 @@ struct DescriptorState {
 DescriptorState& DescriptorSlot(int fd);
 // The slot if it was ever created, else nullptr.
 DescriptorState* FindDescriptorSlot(int fd);
-// How many calls wait on `fd` right now (both directions); for tests and
-// debugging.
+// How many calls wait on `fd` right now (both directions, in the poller's
+// queues or in a ring); for tests and debugging.
 std::size_t WaitersOn(int fd);
 // Calls `visit(fd, slot, context)` for every slot created so far.
 void ForEachDescriptorSlot(void (*visit)(int fd, DescriptorState& slot, void* context),

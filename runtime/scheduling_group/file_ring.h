@@ -1,6 +1,7 @@
 // A worker's io_uring, through which fibers' file calls (runtime/io/file.h)
-// go: a fiber prepares its request in the ring of the worker it runs on,
-// submits it at once and parks until the completion arrives.
+// go, and their socket calls with the io_uring socket engine (runtime/io/fd.cc):
+// a fiber prepares its request in the ring of the worker it runs on, submits
+// it at once and parks until the completion arrives.
 //
 // One ring per worker, created on the worker's first file call, so a group
 // that never touches files pays nothing. No SQPOLL (a kernel thread that
@@ -8,8 +9,10 @@
 // another worker, and any worker of the group may reap any ring.
 //
 // Who touches what:
-// - The submission queue: only the owning worker's thread (a fiber running on
-//   it prepares and submits without switching in between).
+// - The submission queue: under the ring's submit lock, held from preparing
+//   to submitting: a fiber running on the owning worker starts its requests
+//   there, and any thread may submit a cancellation (Close() of a socket
+//   whose call waits in this ring).
 // - The completion queue: whoever holds the ring's reap flag, any worker of
 //   the group: the owner between fibers (a load of the CQ head and tail, like
 //   PollWithoutWaiting) and before it sleeps; a submitting fiber right after
@@ -22,11 +25,16 @@
 //   resumes on. The kernel's writes into the caller's buffer are done before
 //   the completion is posted, so the buffer may be on the fiber's stack.
 //
-// Nothing is lost when the ring is full: at most cq_entries completions are
-// outstanding per ring (a request with a deadline needs two, one for its
-// linked timeout), so the completion queue never overflows; a fiber that
-// finds no room parks on the ring until a completion makes room and then
-// tries again on whatever worker it resumed on.
+// Nothing is lost when the ring is full. File requests are counted: at most
+// cq_entries of their completions are outstanding per ring (a request with a
+// deadline needs two, one for its linked timeout); a fiber that finds no room
+// parks on the ring until a completion makes room and then tries again on
+// whatever worker it resumed on. Socket requests are not counted: one may
+// wait for days (an idle connection), and a server holds as many as it has
+// connections, so no bound of the ring's size may stop them; cancellations
+// are not counted either. Should completions exceed the completion queue,
+// the kernel keeps the excess (IORING_FEAT_NODROP, Linux 5.5) and the reaper
+// has it flush them (io_uring_get_events) once the queue is drained.
 //
 // Shutdown: every request belongs to a parked fiber, and TerminateRuntime
 // waits for every fiber, so no request is in flight when the workers stop and
@@ -57,12 +65,19 @@
 
 namespace weft::detail {
 
+class FileRing;
+
 // One request in flight, in the frame of the fiber that waits for it.
 struct RingRequest {
   Spinlock lock;
   WaitQueue waiter WEFT_GUARDED_BY(lock);  // the fiber, once it parked
   bool done WEFT_GUARDED_BY(lock) = false;
   int result WEFT_GUARDED_BY(lock) = 0;  // the CQE's res: a count or -errno
+  // Whether it (and its linked timeout) count against the ring's room.
+  bool counted = true;
+  // The ring it was submitted to, set once it was (a socket call's request,
+  // which Close() may cancel: DescriptorState::ring_requests).
+  std::atomic<FileRing*> ring{nullptr};
 };
 
 // The request travels from the submitter to the reaper through the kernel
@@ -93,11 +108,18 @@ class FileRing final : public CompletionSource {
   // Called by a fiber running on the owning worker: prepares one request with
   // `prepare(sqe)` (which must not set user_data), linked to a timeout at
   // `deadline` unless it is kNoDeadline, submits it and returns true; false
-  // without submitting when the ring has no room (call WaitForRoom, then try
-  // again on the worker the fiber then runs on).
+  // without submitting when the ring has no room for a counted request (call
+  // WaitForRoom, then try again on the worker the fiber then runs on). An
+  // uncounted request (request->counted false) is always submitted.
   template <class Prepare>
   bool TryStart(RingRequest* request, std::chrono::steady_clock::time_point deadline,
                 Prepare&& prepare);
+
+  // Asks the kernel to cancel `request`, submitted to this ring and not yet
+  // reaped (its completion then says -ECANCELED, or what it did if it had
+  // finished). Any thread; the request must stay alive until this returns.
+  // The cancellation's own completion is not counted.
+  void Cancel(RingRequest* request);
 
   // Parks the calling fiber until this ring may have room for `needed`
   // completions (1, or 2 with a deadline). May return spuriously.
@@ -112,8 +134,14 @@ class FileRing final : public CompletionSource {
   // Whether completions wait in the CQ: two loads, any thread.
   bool HasCompletions() const {
     return __atomic_load_n(ring_.cq.ktail, __ATOMIC_ACQUIRE) !=
-           __atomic_load_n(ring_.cq.khead, __ATOMIC_RELAXED);
+               __atomic_load_n(ring_.cq.khead, __ATOMIC_RELAXED) ||
+           (__atomic_load_n(ring_.sq.kflags, __ATOMIC_RELAXED) & IORING_SQ_CQ_OVERFLOW) != 0;
   }
+
+  // user_data of the completions no fiber waits for: a linked timeout's or a
+  // cancellation's, counted against the room or not.
+  static constexpr std::uint64_t kCountedExtra = 0;
+  static constexpr std::uint64_t kUncountedExtra = 1;
 
   // Reaps the completions there are, unless another thread is reaping: fibers
   // of `group` whose requests completed are stored in `ready` (up to
@@ -129,10 +157,13 @@ class FileRing final : public CompletionSource {
  private:
   FileRing() = default;
   // Submits what was prepared: one request (and its linked timeout).
-  void Submit();
+  void Submit() WEFT_REQUIRES(submit_lock_);
   void AfterReap(unsigned completions, SchedulingGroup* group, FiberEntity** ready,
                  std::size_t capacity, std::size_t* stored);
 
+  // Guards the submission side of `ring_` (the completion side is the
+  // reaper's, see reaping_).
+  Spinlock submit_lock_;
   io_uring ring_{};
   int event_fd_ = -1;
   unsigned capacity_ = 0;  // completion entries
@@ -145,7 +176,7 @@ class FileRing final : public CompletionSource {
   Spinlock room_lock_;
   WaitQueue room_waiters_ WEFT_GUARDED_BY(room_lock_);
 
-  OwnerCounter submitted_;  // by the owner
+  OwnerCounter submitted_ WEFT_GUARDED_BY(submit_lock_);
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> room_waits_{0};
 };
@@ -158,6 +189,9 @@ class FileRing final : public CompletionSource {
 void ChooseFileEngine(const RuntimeOptions& options);
 // Whether file calls of fibers go through the workers' rings.
 bool FileRingsEnabled();
+// Whether fibers' socket calls wait in the workers' rings (io_engine
+// "io_uring" and the kernel allows it) rather than in the group's epoll.
+bool SocketRingsEnabled();
 unsigned FileRingEntries();
 // A ring could not be created for a worker (logged once); its fibers' file
 // calls use the blocking pool.
@@ -173,8 +207,11 @@ bool FileRing::TryStart(RingRequest* request,
                         std::chrono::steady_clock::time_point deadline,
                         Prepare&& prepare) {
   const bool timed = deadline != std::chrono::steady_clock::time_point::max();
-  const unsigned needed = timed ? 2 : 1;
-  if (in_flight_.load(std::memory_order_acquire) + needed > capacity_) return false;
+  const unsigned needed = !request->counted ? 0 : timed ? 2 : 1;
+  if (needed != 0 && in_flight_.load(std::memory_order_acquire) + needed > capacity_) {
+    return false;
+  }
+  submit_lock_.lock();
   // Submissions are flushed at once, so the SQ (which has room for at least
   // two) is empty here.
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -194,13 +231,14 @@ bool FileRing::TryStart(RingRequest* request,
             .count();
     io_uring_sqe* timeout = io_uring_get_sqe(&ring_);
     io_uring_prep_link_timeout(timeout, &at, IORING_TIMEOUT_ABS);
-    io_uring_sqe_set_data(timeout, nullptr);
+    io_uring_sqe_set_data64(timeout, request->counted ? kCountedExtra : kUncountedExtra);
     in_flight_.fetch_add(needed, std::memory_order_relaxed);
     Submit();  // while `at` lives
   } else {
     in_flight_.fetch_add(needed, std::memory_order_relaxed);
     Submit();
   }
+  submit_lock_.unlock();
   return true;
 }
 

@@ -102,6 +102,13 @@ bool WriteAndReadBack(int fd, std::size_t i, std::size_t size) {
 // pool for files).
 class FileTest : public ::testing::TestWithParam<const char*> {
  protected:
+  void SetUp() override {
+    const std::string forced = testing::IoEngineOverride();
+    if (!forced.empty() && forced != GetParam()) {
+      GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+    }
+  }
+
   void TearDown() override {
     if (started_) TerminateRuntime();
   }
@@ -513,7 +520,11 @@ TEST(File, AKernelThatRefusesIoUringFallsBackToTheBlockingPool) {
       ::testing::ExitedWithCode(0), "fell back: engine blocking pool");
 }
 
-TEST(File, StatsSayWhichEngineFilesUse) {
+TEST(File, StatsSayWhichEngineFilesAndSocketsUse) {
+  const std::string forced = testing::IoEngineOverride();
+  if (!forced.empty() && forced != "epoll") {
+    GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+  }
   RuntimeOptions options = testing::OptionsWithWorkers(2);
   options.io_engine = "epoll";
   StartRuntime(options);
@@ -522,6 +533,23 @@ TEST(File, StatsSayWhichEngineFilesUse) {
   TerminateRuntime();
   EXPECT_NE(out.str().find("file I/O: engine blocking pool"), std::string::npos)
       << out.str();
+  EXPECT_NE(out.str().find("\nsockets: engine epoll\n"), std::string::npos) << out.str();
+}
+
+TEST(File, WithIoUringSocketsUseTheRingsToo) {
+  const std::string forced = testing::IoEngineOverride();
+  if (!forced.empty() && forced != "io_uring") {
+    GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+  }
+  RuntimeOptions options = testing::OptionsWithWorkers(2);
+  options.io_engine = "io_uring";
+  StartRuntime(options);
+  const RuntimeStats stats = GetRuntimeStats();
+  TerminateRuntime();
+  if (stats.file_io.engine != "io_uring") {
+    GTEST_SKIP() << "the kernel refuses io_uring here: " << stats.file_io.reason;
+  }
+  EXPECT_EQ(stats.file_io.socket_engine, "io_uring");
 }
 
 }  // namespace
