@@ -479,10 +479,11 @@ TEST(DumpRuntimeStats, DescribesEveryGroupAndWorker) {
   EXPECT_NE(text.find("  worker 1: created"), std::string::npos) << text;
   EXPECT_NE(text.find("\nblocking pool: threads 0 (max 64"), std::string::npos) << text;
   EXPECT_NE(text.find("\nfile I/O: engine "), std::string::npos) << text;
+  EXPECT_NE(text.find("\nsockets: engine "), std::string::npos) << text;
   std::size_t lines = 0;
   for (char c : text) lines += c == '\n';
-  // totals, groups, workers, pool, file I/O
-  EXPECT_EQ(lines, 1u + 2u + 4u + 1u + 1u) << text;
+  // totals, groups, workers, pool, file I/O, sockets
+  EXPECT_EQ(lines, 1u + 2u + 4u + 1u + 1u + 1u) << text;
 }
 
 TEST(DumpRuntimeStats, IsLoggedPeriodicallyWhenAskedTo) {
