@@ -326,7 +326,19 @@ class Use {
       slot.lock.unlock();
       return -ECANCELED;
     }
-    if (slot.ring_requests[d] != nullptr || !slot.waiters[d].empty()) {
+    if (slot.poller == &detail::FallbackPoller() && slot.waiters[0].empty() &&
+        slot.waiters[1].empty()) {
+      // Registered by a plain thread that no longer waits: fibers wait in the
+      // rings, and the fallback poller's thread must not wake them (a plain
+      // thread that waits again registers it again).
+      slot.poller->Unregister(fd_);
+      slot.poller = nullptr;
+    }
+    // Queue behind the request in flight, whose end hands the turn on. With
+    // none in flight this call makes the request, even if others queue: they
+    // queued behind a request that ended, and the one it handed the turn to
+    // came back here (its retry failed) or the next is on its way.
+    if (slot.ring_requests[d] != nullptr) {
       IoWaiter waiter;
       if (!slot.waiters[d].ParkUntil(&waiter, slot.lock, deadline.TimePoint())) {
         return -ETIMEDOUT;

@@ -153,8 +153,10 @@ std::size_t IoPoller::Poll(int timeout_ms, SchedulingGroup* group, FiberEntity**
     Waiter* woken[2] = {nullptr, nullptr};
     slot->lock.lock();
     const std::uint64_t word = slot->word.load(std::memory_order_relaxed);
+    // An event this instance had harvested before the descriptor left it (to
+    // another poller, or to the rings) is not ours to deliver.
     if (DescriptorState::GenerationOf(word) == generation &&
-        (word & DescriptorState::kOpen) != 0) {
+        (word & DescriptorState::kOpen) != 0 && slot->poller == this) {
       for (int d = 0; d != 2; ++d) {
         if (!direction_ready[d]) continue;
         slot->edges[d].fetch_add(1, std::memory_order_relaxed);
