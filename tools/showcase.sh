@@ -9,7 +9,15 @@
 # results.json, with the charts advantage.png and times.png.
 #
 # Usage: tools/showcase.sh [--quick] [weft_showcase arguments...]
-#   --quick   every workload at reduced size (about a minute on 2 CPUs)
+#        tools/showcase.sh --policies [--quick|--smoke] [weft_showcase arguments...]
+#   --quick     every workload at reduced size (about a minute on 2 CPUs)
+#   --policies  weft's workloads W1-W11 only (the peers do not depend on it),
+#               once under each scheduling policy (weft, v1, v2: docs/design.md,
+#               "Scheduling policies") through WEFT_SCHEDULING_POLICY, then a
+#               table of each workload's figure per policy and the best one,
+#               also written to results/policies.md (the runs' figures to
+#               results/policy-<name>.csv). The runs follow each other: on a
+#               shared machine run it twice before reading a few percent into it.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +32,25 @@ if [[ ! -x "${showcase}" ]]; then
   exit 1
 fi
 
+results="${bench_dir}/results"
+mkdir -p "${results}"
+
+if [[ "${1:-}" == --policies ]]; then
+  shift
+  policies=(weft v1 v2)
+  csvs=()
+  for policy in "${policies[@]}"; do
+    echo "======== policy ${policy} ========"
+    WEFT_SCHEDULING_POLICY="${policy}" "${showcase}" \
+      --benchmark_filter='^W([1-9]|1[01])([^/0-9][^/]*)?/weft/' \
+      --results_csv="${results}/policy-${policy}.csv" "$@"
+    csvs+=("${results}/policy-${policy}.csv")
+  done
+  awk -F, -v names="${policies[*]}" -f "${root}/tools/policy_table.awk" "${csvs[@]}" |
+    tee "${results}/policies.md"
+  exit 0
+fi
+
 go_args=()
 go_status=0
 bash "${root}/benchmark/peers/go/build.sh" "${bench_dir}/go" || go_status=$?
@@ -36,8 +63,6 @@ else
   exit "${go_status}"
 fi
 
-results="${bench_dir}/results"
-mkdir -p "${results}"
 "${showcase}" "${go_args[@]}" --results_csv="${results}/results.csv" \
   --results_json="${results}/results.json" "$@"
 bash "${root}/tools/plot_benchmarks.sh" "${results}/results.csv" "${results}" ||

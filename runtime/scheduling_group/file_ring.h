@@ -176,7 +176,7 @@ class FileRing final : public CompletionSource {
   Spinlock room_lock_;
   WaitQueue room_waiters_ WEFT_GUARDED_BY(room_lock_);
 
-  OwnerCounter submitted_ WEFT_GUARDED_BY(submit_lock_);
+  OwnerCounter submitted_;  // added under submit_lock_ (one writer at a time)
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> room_waits_{0};
 };

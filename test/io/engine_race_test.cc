@@ -108,7 +108,8 @@ TEST_P(EngineRaceTest, DeadlinesWritesAndCloseRaceWithoutLossOrDuplication) {
       Fiber reader([&, fd = a] {
         for (int i = 0;; ++i) {
           char buf[7];
-          const ssize_t n = io::Read(fd, buf, sizeof(buf), milliseconds(1 + (i + round) % 3));
+          const ssize_t n =
+              io::Read(fd, buf, sizeof(buf), milliseconds(1 + (i + round) % 3));
           if (n > 0) {
             received.append(buf, static_cast<std::size_t>(n));
             continue;
@@ -126,7 +127,8 @@ TEST_P(EngineRaceTest, DeadlinesWritesAndCloseRaceWithoutLossOrDuplication) {
       Fiber writer([&, fd = b] {
         for (int i = 0; i < 40; ++i) {
           const std::string piece = std::to_string(round) + ":" + std::to_string(i) + ";";
-          if (io::Write(fd, piece.data(), piece.size()) != static_cast<ssize_t>(piece.size())) {
+          if (io::Write(fd, piece.data(), piece.size()) !=
+              static_cast<ssize_t>(piece.size())) {
             break;
           }
           sent += piece;
@@ -167,7 +169,8 @@ TEST_P(EngineRaceTest, EchoesWithDeadlinesLoseNothing) {
         for (;;) {
           const ssize_t n = io::Read(fd, buf, sizeof(buf), std::chrono::seconds(30));
           if (n <= 0) break;
-          if (io::Write(fd, buf, static_cast<std::size_t>(n), std::chrono::seconds(30)) != n) {
+          if (io::Write(fd, buf, static_cast<std::size_t>(n), std::chrono::seconds(30)) !=
+              n) {
             break;
           }
         }

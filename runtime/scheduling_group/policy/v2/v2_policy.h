@@ -29,8 +29,8 @@
 // the deques may be stolen by workers of their own group.
 //
 // Wake protocol (why no wake-up is lost). Taskflow's idea: a worker that is
-// searching for work (a "thief", here a spinner, at most kMaxSpinners) takes
-// anything pushed, so a push needs to notify only when no worker searches; the
+// searching for work (a "thief", here a spinner, at most
+// IdleWorkers::kMaxSpinners) takes anything pushed, so a push needs to notify only when no worker searches; the
 // last searcher to find work passes a notification on. Sleeping follows the
 // eventcount protocol of event_count.h (prepare: announce, re-check every queue,
 // then cancel or commit), but the commit is FiberWorker::Block and the notify
@@ -85,6 +85,8 @@
 
 #include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
+#include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/policy/group_queue.h"
 #include "runtime/scheduling_group/policy/scheduling_policy.h"
 #include "runtime/scheduling_group/policy/v2/work_stealing_deque.h"
 #include "runtime/scheduling_group/run_queue.h"
@@ -95,9 +97,6 @@ class OwnerCounter;
 
 class V2Policy final : public SchedulingPolicy {
  public:
-  // At most this many workers search (spin) at once.
-  static constexpr int kMaxSpinners = 2;
-
   V2Policy(SchedulingGroup* group, std::size_t run_queue_size, int memory_node);
   ~V2Policy() override;
 
@@ -115,53 +114,40 @@ class V2Policy final : public SchedulingPolicy {
   bool HasReadyWork(const FiberWorker* worker) const override;
   FiberEntity* PopForThief() override;
   // The global queue only: what other groups may steal from.
-  bool LooksEmpty() const override {
-    return queue_.LooksEmpty() && overflow_size_.load(std::memory_order_relaxed) == 0;
-  }
-  bool AllWorkersAsleep() const override {
-    return sleeping_mask_.load(std::memory_order_seq_cst) == all_workers_mask_;
-  }
+  bool LooksEmpty() const override { return queue_.LooksEmpty(); }
+  bool AllWorkersAsleep() const override { return idle_.AllAsleep(); }
   void CollectStats(SchedulingGroupStats* out) const override;
+  // For WakeIdlePeers (group_queue.h) in peer groups.
+  IdleWorkers& idle_workers() { return idle_; }
 
  private:
   struct WorkerState {
     // Pushed and popped by its worker, stolen from by the group's others.
     WorkStealingDeque<FiberEntity*> deque;
     std::uint32_t picks = 0;
-    // Looks for work in other groups, and where the next steal starts.
-    std::uint64_t steal_clock = 0;
-    std::size_t steal_cursor = 0;
+    // Its looks at other groups' queues.
+    GroupThief thief;
     // The next victim among the group's other workers.
     std::size_t victim_cursor = 0;
   };
 
-  WorkerState& state(const FiberWorker* worker) const;
+  static WorkerState& state(const FiberWorker* worker) {
+    return *static_cast<WorkerState*>(worker->policy_data());
+  }
 
   // Global queue (overflow included), in chaos mode through ChaosTake.
   FiberEntity* PopGlobal(FiberWorker* worker);
-  FiberEntity* Pop() {
-    FiberEntity* fiber = queue_.Pop();
-    if (WEFT_UNLIKELY(overflow_size_.load(std::memory_order_relaxed) != 0)) {
-      fiber = PopWithOverflow(fiber);
-    }
-    return fiber;
-  }
-  void Enqueue(FiberEntity* fiber) {
-    if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
-  }
-  FiberEntity* PopWithOverflow(FiberEntity* popped);
-  void PushOverflow(FiberEntity* fiber);
   FiberEntity* PopOwn(FiberWorker* worker);
 
   // One round of the group's queues: own deque, global queue, other deques.
   FiberEntity* LookInGroup(FiberWorker* worker);
   // The oldest fiber of another worker's deque, trying each in turn.
   FiberEntity* StealFromWorkers(FiberWorker* worker);
-  // Other groups' global queues, when due by the steal ratios (or now, with
-  // `before_sleep`).
-  FiberEntity* TrySteal(FiberWorker* worker, bool before_sleep = false);
-  FiberEntity* StealIfDue(FiberWorker* worker, const std::vector<SchedulingGroup*>& victims,
-                          std::size_t ratio, bool before_sleep, OwnerCounter* steals);
+  // One look for work in other groups (GroupThief::TrySteal), when the
+  // group may steal.
+  FiberEntity* TrySteal(FiberWorker* worker, bool before_sleep = false) {
+    return may_steal_ ? state(worker).thief.TrySteal(worker, before_sleep) : nullptr;
+  }
 
   FiberEntity* Spin(FiberWorker* worker);
   FiberEntity* Sleep(FiberWorker* worker);
@@ -169,45 +155,17 @@ class V2Policy final : public SchedulingPolicy {
   // After a fiber was published and a seq_cst fence: wakes a sleeper if no
   // one spins; with every worker busy, an idle peer group.
   void WakeForQueuedWork() {
-    if (spinners_.load(std::memory_order_relaxed) != 0) return;
-    if (sleeping_mask_.load(std::memory_order_relaxed) != 0) {
-      WakeOneSleeper();
-    } else if (may_steal_) {
-      WakeIdlePeers(1);
-    }
-  }
-  // Best effort, no fence: for work the calling worker takes itself anyway.
-  void WakeIfIdleWorkerSleeps() {
-    if (spinners_.load(std::memory_order_relaxed) == 0 &&
-        sleeping_mask_.load(std::memory_order_relaxed) != 0) {
-      WakeOneSleeper();
-    }
+    weft::detail::WakeForQueuedWork<V2Policy>(idle_, *group_, may_steal_);
   }
   // A worker leaving idleness with a fiber: if more is queued, wakes another.
   void PassOnWakeUp();
-  bool WakeOneSleeper(std::uint64_t exclude = 0);
-  std::size_t WakeIdlePeers(std::size_t wanted);
-  bool TryStartSpinning();
-  bool StopSpinning();  // true if the caller was the last spinner
-  void AnnounceSleep(std::size_t i);
-  void WithdrawSleep(std::size_t i);
 
   SchedulingGroup* const group_;
   const int memory_node_;
-  RunQueue<FiberEntity> queue_;
+  SharedRunQueue queue_;
+  IdleWorkers idle_;
   std::vector<NumaNodePtr<WorkerState>> workers_;
   bool may_steal_ = false;
-
-  alignas(64) std::atomic<int> spinners_{0};
-  std::atomic<std::uint64_t> sleeping_mask_{0};
-  std::uint64_t all_workers_mask_ = 0;
-
-  alignas(64) std::atomic<std::size_t> overflow_size_{0};
-  Mutex overflow_mutex_;
-  FiberEntity* overflow_head_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
-  FiberEntity* overflow_tail_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
-  std::atomic<std::uint64_t> overflows_{0};
-  std::atomic<std::uint64_t> stolen_away_{0};
 };
 
 }  // namespace weft::detail

@@ -37,29 +37,28 @@ WeftPolicy::WeftPolicy(SchedulingGroup* group, std::size_t run_queue_size, int m
     : group_(group),
       memory_node_(memory_node),
       local_run_stacks_(mode == kLocalRunStacks),
-      queue_(run_queue_size, memory_node) {}
+      queue_(run_queue_size, memory_node),
+      idle_(group) {}
 
 WeftPolicy::~WeftPolicy() = default;
 
 void WeftPolicy::Start() {
   const std::size_t n = group_->worker_count();
-  all_workers_mask_ = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  idle_.Start();
   may_steal_ = group_->may_steal();
   for (std::size_t i = 0; i < n; ++i) {
     workers_.push_back(MakeOnNumaNode<WorkerState>(memory_node_, n));
     // Workers of a group start their steal rounds at different victims.
-    workers_.back()->steal_cursor = i;
+    workers_.back()->thief = GroupThief(i);
     group_->worker(i)->set_policy_data(workers_.back().get());
   }
 }
 
-void WeftPolicy::WakeAllToStop() {
-  for (std::size_t i = 0; i < group_->worker_count(); ++i) group_->worker(i)->Wake();
-}
+void WeftPolicy::WakeAllToStop() { idle_.WakeAll(); }
 
 
 void WeftPolicy::Push(FiberEntity* fiber) {
-  Enqueue(fiber);
+  queue_.Push(fiber);
   // Pairs with the fences in the spin and sleep paths: either we see their
   // spinner / sleeper state, or they see the fiber we just published.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -67,14 +66,9 @@ void WeftPolicy::Push(FiberEntity* fiber) {
 }
 
 void WeftPolicy::PushBatch(FiberEntity* const* fibers, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i) Enqueue(fibers[i]);
+  for (std::size_t i = 0; i < count; ++i) queue_.Push(fibers[i]);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (spinners_.load(std::memory_order_relaxed) > 0) return;
-  // Each woken worker that finds more work passes a wake-up on, but waking a
-  // few at once gets a large batch going sooner.
-  std::size_t woken = 0;
-  while (woken < count && woken < group_->worker_count() && WakeOneSleeper()) ++woken;
-  if (woken < count && may_steal_) WakeIdlePeers(count - woken);
+  WakeForBatch<WeftPolicy>(idle_, *group_, may_steal_, count);
 }
 
 void WeftPolicy::Requeue(FiberWorker*, FiberEntity* fiber) { RequeueFast(fiber); }
@@ -84,9 +78,9 @@ void WeftPolicy::ReadyLocal(FiberWorker* worker, FiberEntity* fiber) {
 }
 
 void WeftPolicy::PushAvoiding(FiberEntity* fiber, std::size_t avoid) {
-  Enqueue(fiber);
+  queue_.Push(fiber);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  WakeOneSleeper(std::uint64_t{1} << avoid);
+  idle_.WakeOneSleeper(std::uint64_t{1} << avoid);
 }
 
 FiberEntity* WeftPolicy::PickNext(FiberWorker* worker) { return PickNextFast(worker); }
@@ -175,43 +169,11 @@ __attribute__((noinline)) FiberEntity* WeftPolicy::RescueStranded(FiberWorker* w
   return fiber;
 }
 
-FiberEntity* WeftPolicy::TrySteal(FiberWorker* worker, bool before_sleep) {
-  if (!may_steal_) return nullptr;
-  const StealPeers& peers = group_->steal_peers();
-  WorkerCounters& counters = worker->counters();
-  ++state(worker).steal_clock;
-  if (FiberEntity* fiber = StealIfDue(worker, peers.same_node, peers.same_node_ratio,
-                                      before_sleep, &counters.steals_within_numa_node)) {
-    return fiber;
-  }
-  return StealIfDue(worker, peers.other_nodes, peers.other_nodes_ratio, before_sleep,
-                    &counters.steals_across_numa_nodes);
-}
-
-FiberEntity* WeftPolicy::StealIfDue(FiberWorker* worker,
-                                    const std::vector<SchedulingGroup*>& victims,
-                                    std::size_t ratio, bool before_sleep,
-                                    OwnerCounter* steals) {
-  WorkerState& my = state(worker);
-  if (victims.empty() || (!before_sleep && my.steal_clock % ratio != 0)) return nullptr;
-  const std::size_t start = my.steal_cursor++;
-  for (std::size_t i = 0; i < victims.size(); ++i) {
-    SchedulingGroup* victim = victims[(start + i) % victims.size()];
-    if (FiberEntity* fiber = victim->policy().PopForThief()) {
-      // We own it now: no one else reads its group until it is queued or run.
-      fiber->group = group_;
-      steals->Add();
-      return fiber;
-    }
-  }
-  return nullptr;
-}
-
 FiberEntity* WeftPolicy::WaitForWork(FiberWorker* worker) {
   for (;;) {
     FiberEntity* fiber = PopQueue(worker);
     if (fiber == nullptr) fiber = TrySteal(worker);
-    if (fiber == nullptr && TryStartSpinning()) {
+    if (fiber == nullptr && idle_.TryStartSpinning()) {
       worker->counters().spins.Add();
       // A spinner passes the wake-up on itself.
       if (FiberEntity* spun = Spin(worker)) return spun;
@@ -240,7 +202,7 @@ FiberEntity* WeftPolicy::Spin(FiberWorker* worker) {
     }
     CpuRelax();
   }
-  const bool was_last = StopSpinning();
+  const bool was_last = idle_.StopSpinning();
   if (found != nullptr) {
     if (was_last) {
       // Producers that saw us spinning woke no one: whatever they queued is
@@ -250,7 +212,9 @@ FiberEntity* WeftPolicy::Spin(FiberWorker* worker) {
       // The fence pairs with AnnounceSleep's: either we see a sleeper's bit
       // or it sees the queued work.
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!WakeOneSleeper() && may_steal_ && !LooksEmpty()) WakeIdlePeers(1);
+      if (!idle_.WakeOneSleeper() && may_steal_ && !LooksEmpty()) {
+        WakeIdlePeers<WeftPolicy>(*group_, 1);
+      }
     }
     return found;
   }
@@ -264,7 +228,7 @@ FiberEntity* WeftPolicy::Spin(FiberWorker* worker) {
 
 FiberEntity* WeftPolicy::Sleep(FiberWorker* worker) {
   const std::uint32_t generation = worker->wake_generation();
-  AnnounceSleep(worker->index());
+  idle_.AnnounceSleep(worker->index());
   FiberEntity* fiber = PopQueue(worker);
   if (fiber == nullptr) fiber = StealAnyLocal(worker, /*patient=*/false);
   if (fiber == nullptr) fiber = TrySteal(worker, /*before_sleep=*/true);
@@ -273,7 +237,7 @@ FiberEntity* WeftPolicy::Sleep(FiberWorker* worker) {
   // rest (WaitForWork's PassOnWakeUp). Normally the waker cleared our bit;
   // after a late wake-up from an earlier round it is still set, and an awake
   // worker must not look asleep.
-  WithdrawSleep(worker->index());
+  idle_.WithdrawSleep(worker->index());
   return fiber;
 }
 
@@ -293,127 +257,15 @@ void WeftPolicy::PassOnWakeUp() {
   WakeForQueuedWork();
 }
 
-std::size_t WeftPolicy::WakeIdlePeers(std::size_t wanted) {
-  // Where to start among the peers, so that busy groups spread their wake-ups.
-  thread_local std::size_t cursor = 0;
-  const std::size_t start = cursor++;
-  std::size_t woken = 0;
-  const StealPeers& peers = group_->steal_peers();
-  for (const auto* list : {&peers.same_node, &peers.other_nodes}) {
-    for (std::size_t i = 0; i < list->size() && woken < wanted; ++i) {
-      // Every group of a runtime runs the same policy.
-      auto& peer = static_cast<WeftPolicy&>((*list)[(start + i) % list->size()]->policy());
-      if (peer.spinners_.load(std::memory_order_relaxed) != 0) return woken;
-      if (peer.WakeOneSleeper()) ++woken;
-    }
-  }
-  return woken;
-}
-
 FiberEntity* WeftPolicy::PopForThief() {
-  // Bounded, so that a queue of nothing but group-local fibers costs a thief
-  // little; the next attempt goes on where this one stopped.
-  constexpr int kMaxLocalSkips = 4;
-  FiberEntity* first_skipped = nullptr;
-  for (int skipped = 0; skipped <= kMaxLocalSkips && !LooksEmpty(); ++skipped) {
-    FiberEntity* fiber = Pop();
-    if (fiber == nullptr) return nullptr;
-    if (!fiber->scheduling_group_local) {
-      stolen_away_.fetch_add(1, std::memory_order_relaxed);
-      return fiber;
-    }
-    // Behind the others, so that it does not hide them from the next thief. Push
-    // (not Requeue): this group's workers may all have gone to sleep meanwhile.
-    Push(fiber);
-    if (fiber == first_skipped) break;  // went round: only local fibers are left
-    if (first_skipped == nullptr) first_skipped = fiber;
-  }
-  return nullptr;
-}
-
-void WeftPolicy::PushOverflow(FiberEntity* fiber) {
-  LockGuard<Mutex> lock(overflow_mutex_);
-  fiber->next = nullptr;
-  if (overflow_tail_ == nullptr) {
-    overflow_head_ = fiber;
-  } else {
-    overflow_tail_->next = fiber;
-  }
-  overflow_tail_ = fiber;
-  overflow_size_.fetch_add(1, std::memory_order_relaxed);
-  overflows_.fetch_add(1, std::memory_order_relaxed);
-}
-
-FiberEntity* WeftPolicy::PopWithOverflow(FiberEntity* popped) {
-  if (!overflow_mutex_.try_lock()) {
-    if (popped != nullptr) return popped;  // another worker is draining
-    overflow_mutex_.lock();
-  }
-  // Refill the ring in FIFO order as far as it has room, so overflowed fibers
-  // run before anything pushed later finds a free slot.
-  std::size_t moved = 0;
-  while (overflow_head_ != nullptr && queue_.Push(overflow_head_)) {
-    overflow_head_ = overflow_head_->next;
-    ++moved;
-  }
-  if (popped == nullptr && overflow_head_ != nullptr) {
-    // The ring is full of other fibers' turns yet we found it empty a moment
-    // ago: take the oldest overflowed fiber directly.
-    popped = overflow_head_;
-    overflow_head_ = overflow_head_->next;
-    ++moved;
-  }
-  if (overflow_head_ == nullptr) overflow_tail_ = nullptr;
-  overflow_size_.fetch_sub(moved, std::memory_order_relaxed);
-  overflow_mutex_.unlock();
-  if (popped == nullptr) popped = queue_.Pop();
-  return popped;
-}
-
-bool WeftPolicy::WakeOneSleeper(std::uint64_t exclude) {
-  std::uint64_t mask = sleeping_mask_.load(std::memory_order_relaxed);
-  while ((mask & ~exclude) != 0) {
-    const std::uint64_t candidates = mask & ~exclude;
-    const std::uint64_t bit = candidates & (~candidates + 1);
-    if (sleeping_mask_.compare_exchange_weak(mask, mask & ~bit, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed)) {
-      group_->worker(__builtin_ctzll(bit))->Wake();
-      return true;
-    }
-  }
-  return false;
-}
-
-bool WeftPolicy::TryStartSpinning() {
-  int n = spinners_.load(std::memory_order_relaxed);
-  while (n < kMaxSpinners) {
-    if (spinners_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool WeftPolicy::StopSpinning() {
-  return spinners_.fetch_sub(1, std::memory_order_seq_cst) == 1;
-}
-
-void WeftPolicy::AnnounceSleep(std::size_t i) {
-  sleeping_mask_.fetch_or(std::uint64_t{1} << i, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-}
-
-bool WeftPolicy::WithdrawSleep(std::size_t i) {
-  const std::uint64_t bit = std::uint64_t{1} << i;
-  return (sleeping_mask_.fetch_and(~bit, std::memory_order_acq_rel) & bit) != 0;
+  return queue_.PopForThief([this](FiberEntity* fiber) { Push(fiber); });
 }
 
 void WeftPolicy::CollectStats(SchedulingGroupStats* out) const {
-  out->fibers_stolen_away = stolen_away_.load(std::memory_order_relaxed);
+  out->fibers_stolen_away = queue_.stolen_away();
   out->run_queue_depth =
-      queue_.ApproxSize() + overflow_size_.load(std::memory_order_relaxed);
-  out->run_queue_overflows = overflows_.load(std::memory_order_relaxed);
+      queue_.ApproxSize();
+  out->run_queue_overflows = queue_.overflows();
 }
 
 }  // namespace weft::detail

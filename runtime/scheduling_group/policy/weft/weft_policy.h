@@ -68,6 +68,7 @@
 #include "runtime/detail/mutex.h"
 #include "runtime/machine/numa_memory.h"
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/policy/group_queue.h"
 #include "runtime/scheduling_group/policy/scheduling_policy.h"
 #include "runtime/scheduling_group/policy/weft/local_run_stack.h"
 #include "runtime/scheduling_group/run_queue.h"
@@ -79,8 +80,6 @@ class SchedulingGroup;
 
 class WeftPolicy final : public SchedulingPolicy {
  public:
-  // At most this many workers spin at once.
-  static constexpr int kMaxSpinners = 2;
   // Consecutive local picks before the shared queue is served first.
   static constexpr std::uint32_t kMaxLocalStreak = 16;
   // How often (in picks) a running worker looks for stranded fibers.
@@ -105,13 +104,11 @@ class WeftPolicy final : public SchedulingPolicy {
   FiberEntity* SecondLook(FiberWorker* worker) override;
   bool HasReadyWork(const FiberWorker* worker) const override;
   FiberEntity* PopForThief() override;
-  bool LooksEmpty() const override {
-    return queue_.LooksEmpty() && overflow_size_.load(std::memory_order_relaxed) == 0;
-  }
-  bool AllWorkersAsleep() const override {
-    return sleeping_mask_.load(std::memory_order_seq_cst) == all_workers_mask_;
-  }
+  bool LooksEmpty() const override { return queue_.LooksEmpty(); }
+  bool AllWorkersAsleep() const override { return idle_.AllAsleep(); }
   void CollectStats(SchedulingGroupStats* out) const override;
+  // For WakeIdlePeers (group_queue.h) in peer groups.
+  IdleWorkers& idle_workers() { return idle_; }
 
   // PickNext, Requeue and ReadyLocal, inlined into the worker's switch path:
   // FiberWorker calls these directly when its group runs this class (the
@@ -122,7 +119,7 @@ class WeftPolicy final : public SchedulingPolicy {
     // and comes back to the queue when that one blocks, so the yielder cannot
     // be stranded: the wake-up of an idle worker is a cheap best-effort check,
     // without the fence Push() needs.
-    Enqueue(fiber);
+    queue_.Push(fiber);
     WakeForQueuedWork();
   }
   void ReadyLocalFast(FiberWorker* worker, FiberEntity* fiber);
@@ -139,10 +136,8 @@ class WeftPolicy final : public SchedulingPolicy {
     // a fiber that never ran there, and since when (see kLocalPatience).
     FiberEntity* oldest_local = nullptr;
     std::chrono::steady_clock::time_point oldest_local_since{};
-    // Looks for work that found the own queue empty, and where the next steal
-    // starts among the victims.
-    std::uint64_t steal_clock = 0;
-    std::size_t steal_cursor = 0;
+    // Its looks at other groups' queues.
+    GroupThief thief;
     // Local stack generation of the last scan of each worker, for
     // StealLocal's patience.
     std::vector<std::uint64_t> seen_local;
@@ -163,25 +158,12 @@ class WeftPolicy final : public SchedulingPolicy {
   }
   // Pop(), in chaos mode passing back a fiber that ran on `worker` last.
   FiberEntity* PopQueue(FiberWorker* worker) {
-    FiberEntity* fiber = Pop();
+    FiberEntity* fiber = queue_.Pop();
     if (WEFT_UNLIKELY(worker->chaos()) && fiber != nullptr) fiber = worker->ChaosTake(fiber);
     return fiber;
   }
   // PickNextFast's path once kMaxLocalStreak local picks ran in a row.
   FiberEntity* PickWithFairness(FiberWorker* worker, WorkerState& my);
-  // Oldest ready fiber of the shared queue (overflow included), or nullptr.
-  FiberEntity* Pop() {
-    FiberEntity* fiber = queue_.Pop();
-    if (WEFT_UNLIKELY(overflow_size_.load(std::memory_order_relaxed) != 0)) {
-      fiber = PopWithOverflow(fiber);
-    }
-    return fiber;
-  }
-  void Enqueue(FiberEntity* fiber) {
-    if (WEFT_UNLIKELY(!queue_.Push(fiber))) PushOverflow(fiber);
-  }
-  FiberEntity* PopWithOverflow(FiberEntity* popped);
-  void PushOverflow(FiberEntity* fiber);
 
   FiberEntity* Spin(FiberWorker* worker);
   FiberEntity* Sleep(FiberWorker* worker);
@@ -195,24 +177,16 @@ class WeftPolicy final : public SchedulingPolicy {
   // fibers for kStrandedAfter while the stack held fibers. nullptr if nothing
   // is taken.
   FiberEntity* RescueStranded(FiberWorker* worker);
-  // One look for work in other groups, counted for the steal ratios: stealing
-  // happens on every n-th call, or now with `before_sleep`. nullptr when not
-  // due or nothing was found.
-  FiberEntity* TrySteal(FiberWorker* worker, bool before_sleep = false);
-  // Tries `victims` in turn if a steal from them is due, counting a success in
-  // `steals`.
-  FiberEntity* StealIfDue(FiberWorker* worker, const std::vector<SchedulingGroup*>& victims,
-                          std::size_t ratio, bool before_sleep, OwnerCounter* steals);
+  // One look for work in other groups (GroupThief::TrySteal), when the
+  // group may steal.
+  FiberEntity* TrySteal(FiberWorker* worker, bool before_sleep = false) {
+    return may_steal_ ? state(worker).thief.TrySteal(worker, before_sleep) : nullptr;
+  }
 
   // After a fiber was queued: wakes a sleeper if no one spins; when every
   // worker is busy, lets idle workers of other groups know.
   void WakeForQueuedWork() {
-    if (spinners_.load(std::memory_order_relaxed) != 0) return;
-    if (sleeping_mask_.load(std::memory_order_relaxed) != 0) {
-      WakeOneSleeper();
-    } else if (may_steal_) {
-      WakeIdlePeers(1);
-    }
+    weft::detail::WakeForQueuedWork<WeftPolicy>(idle_, *group_, may_steal_);
   }
   // For a worker that leaves idleness with a fiber from the queue (woken,
   // stealing or about to sleep): if more fibers are queued and no one spins
@@ -220,48 +194,14 @@ class WeftPolicy final : public SchedulingPolicy {
   // most one worker per fiber, and none while a spinner is counted, so a
   // worker that takes one of a burst passes the wake-up on (as a spinner does).
   void PassOnWakeUp();
-  // Wakes a sleeper when no one spins, without a fence: may miss a worker that
-  // is just falling asleep, which then finds the work on its second look. Only
-  // for work that the calling worker is bound to pick up itself once its
-  // current fiber blocks.
-  void WakeIfIdleWorkerSleeps() {
-    if (spinners_.load(std::memory_order_relaxed) == 0 &&
-        sleeping_mask_.load(std::memory_order_relaxed) != 0) {
-      WakeOneSleeper();
-    }
-  }
-  // Workers whose bits are set in `exclude` are left asleep.
-  bool WakeOneSleeper(std::uint64_t exclude = 0);
-  // Wakes sleeping workers of up to `wanted` peer groups that have no spinner,
-  // so that they steal from this one. Stops early at a peer that spins (it
-  // looks by itself). Returns the number woken.
-  std::size_t WakeIdlePeers(std::size_t wanted);
-  bool TryStartSpinning();
-  // Returns true if the caller was the last spinner.
-  bool StopSpinning();
-  // Worker `i` announces / withdraws that it is going to sleep. Withdraw
-  // returns false if a producer had already claimed the worker (and so will
-  // wake it).
-  void AnnounceSleep(std::size_t i);
-  bool WithdrawSleep(std::size_t i);
 
   SchedulingGroup* const group_;
   const int memory_node_;
   const bool local_run_stacks_;
-  RunQueue<FiberEntity> queue_;
+  SharedRunQueue queue_;
+  IdleWorkers idle_;
   std::vector<NumaNodePtr<WorkerState>> workers_;
   bool may_steal_ = false;
-
-  alignas(64) std::atomic<int> spinners_{0};
-  std::atomic<std::uint64_t> sleeping_mask_{0};
-  std::uint64_t all_workers_mask_ = 0;  // a bit per worker
-
-  alignas(64) std::atomic<std::size_t> overflow_size_{0};
-  Mutex overflow_mutex_;
-  FiberEntity* overflow_head_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
-  FiberEntity* overflow_tail_ WEFT_GUARDED_BY(overflow_mutex_) = nullptr;
-  std::atomic<std::uint64_t> overflows_{0};
-  std::atomic<std::uint64_t> stolen_away_{0};
 };
 
 inline FiberEntity* WeftPolicy::PickNextFast(FiberWorker* worker) {
@@ -290,7 +230,7 @@ inline void WeftPolicy::ReadyLocalFast(FiberWorker* worker, FiberEntity* fiber) 
   // An idle worker may take a local fiber if the current one keeps running.
   // Best effort, like a requeue: this worker takes it itself as soon as the
   // current fiber blocks, so a missed wake-up delays it but cannot strand it.
-  WakeIfIdleWorkerSleeps();
+  idle_.WakeIfIdleWorkerSleeps();
 }
 
 }  // namespace weft::detail
