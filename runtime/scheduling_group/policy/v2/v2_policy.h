@@ -30,8 +30,9 @@
 //
 // Wake protocol (why no wake-up is lost). Taskflow's idea: a worker that is
 // searching for work (a "thief", here a spinner, at most
-// IdleWorkers::kMaxSpinners) takes anything pushed, so a push needs to notify only when no worker searches; the
-// last searcher to find work passes a notification on. Sleeping follows the
+// IdleWorkers::kMaxSpinners) takes anything pushed, so a push needs to notify
+// only when no worker searches; the last searcher to find work passes a
+// notification on. Sleeping follows the
 // eventcount protocol of event_count.h (prepare: announce, re-check every queue,
 // then cancel or commit), but the commit is FiberWorker::Block and the notify
 // FiberWorker::Wake, because Block does more than sleep: it reaps the worker's
