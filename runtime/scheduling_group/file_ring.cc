@@ -279,7 +279,7 @@ void ChooseFileEngine(const RuntimeOptions& options) {
   state.entries.store(static_cast<unsigned>(options.io_uring_entries),
                       std::memory_order_relaxed);
   // Sockets go through the rings only when asked for: on this kernel epoll
-  // serves the W11 and W12 workloads faster (docs/io.md, "io_uring").
+  // serves W11 about twice as fast (docs/io.md, "Sockets on io_uring").
   const bool socket_rings = rings && options.io_engine == "io_uring";
   state.rings.store(rings, std::memory_order_release);
   state.socket_rings.store(socket_rings, std::memory_order_release);
