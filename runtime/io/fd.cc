@@ -302,15 +302,13 @@ class Use {
   // The ring this call's waits go through (io_uring socket engine), or
   // nullptr: waits go through a poller (WaitForEdge).
   FileRing* Ring() const {
-    if (!slot_->is_socket || !detail::SocketRingsEnabled()) return nullptr;
-    detail::FiberWorker* worker = detail::CurrentWorker();
-    if (!detail::InFiber(worker)) return nullptr;
-    return worker->FileRingForCurrentFiber();
+    if (!WaitsInRings(slot_->is_socket)) return nullptr;
+    return detail::CurrentWorker()->FileRingForCurrentFiber();
   }
 
   // After the system call said EAGAIN, with the io_uring socket engine: the
-  // call's request, made by `prepare(sqe)`, goes to the ring of the caller's
-  // worker, which makes it when the socket is ready. One request per
+  // call's request, made by `prepare(sqe)`, goes to `ring` (Ring(), the ring
+  // of the caller's worker), which makes it when the socket is ready. One request per
   // direction at a time is in a ring; other calls wait their turn in the
   // slot's queue, in the order they came, as with a poller.
   // Returns the request's result (a count, >= 0), -errno (ETIMEDOUT,
@@ -318,7 +316,8 @@ class Use {
   // again (the call's turn came, or the request ended without a result).
   static constexpr ssize_t kRetry = -(ssize_t{1} << 20);
   template <class Prepare>
-  ssize_t OnRing(IoDirection direction, Deadline deadline, Prepare&& prepare) {
+  ssize_t OnRing(FileRing* ring, IoDirection direction, Deadline deadline,
+                 Prepare&& prepare) {
     const int d = Index(direction);
     DescriptorState& slot = *slot_;
     slot.lock.lock();
@@ -353,27 +352,18 @@ class Use {
     request.counted = false;
     slot.ring_requests[d] = &request;
     slot.lock.unlock();
-    FileRing* ring = Ring();  // nullptr: this worker's ring was refused
-    int result = 0;
-    if (ring != nullptr) {
-      WEFT_CHECK(ring->TryStart(&request, deadline.TimePoint(), prepare));
-      request.ring.store(ring, std::memory_order_seq_cst);
-      // Pairs with the fence in CancelWaitersLocked.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (!Current(slot)) ring->Cancel(&request);
-      result = FileRing::Wait(&request, ring);
-    }
+    WEFT_CHECK(ring->TryStart(&request, deadline.TimePoint(), prepare));
+    request.ring.store(ring, std::memory_order_seq_cst);
+    // Pairs with the fence in CancelWaitersLocked.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!Current(slot)) ring->Cancel(&request);
+    const int result = FileRing::Wait(&request, ring);
     slot.lock.lock();
     const bool current = Current(slot);
     slot.ring_requests[d] = nullptr;
     Waiter* next = current ? slot.waiters[d].PopFront() : nullptr;
     slot.lock.unlock();
     if (next != nullptr) detail::WaitQueue::Wake(next);
-    if (ring == nullptr) {
-      // Wait through the group's poller instead.
-      const int wait = WaitForEdge(direction, deadline);
-      return wait == 0 ? kRetry : -wait;
-    }
     if (result >= 0) return result;
     if (result == -ECANCELED) {
       if (!current) return -ECANCELED;  // Close()
@@ -445,8 +435,8 @@ ssize_t Transfer(int fd, IoDirection direction, Deadline deadline, bool dont_wai
       return -1;
     }
     if constexpr (!std::is_same_v<Prepare, NoRingForm>) {
-      if (use.Ring() != nullptr) {
-        const ssize_t done = use.OnRing(direction, deadline, prepare);
+      if (FileRing* ring = use.Ring()) {
+        const ssize_t done = use.OnRing(ring, direction, deadline, prepare);
         if (done == Use::kRetry) continue;
         if (done >= 0) {
           use.PassOn(direction);
@@ -522,8 +512,8 @@ ssize_t WriteAll(int fd, std::size_t total, Deadline deadline, bool dont_wait, O
       return -1;
     }
     if constexpr (!std::is_same_v<Prepare, NoRingForm>) {
-      if (use.Ring() != nullptr) {
-        const ssize_t wrote = use.OnRing(IoDirection::kWrite, deadline,
+      if (FileRing* ring = use.Ring()) {
+        const ssize_t wrote = use.OnRing(ring, IoDirection::kWrite, deadline,
                                          [&](io_uring_sqe* sqe) { prepare(sqe, done); });
         if (wrote >= 0) done += static_cast<std::size_t>(wrote);
         if (wrote >= 0 || wrote == Use::kRetry) {
@@ -573,8 +563,9 @@ std::size_t IovTotal(const iovec* iov, int iovcnt) {
 // edge, or with the io_uring socket engine for a poll request in the ring.
 // 0 (look again) or an errno.
 int WaitForReadiness(Use& use, short events, IoDirection direction, Deadline deadline) {
-  if (use.Ring() == nullptr) return use.WaitForEdge(direction, deadline);
-  const ssize_t result = use.OnRing(direction, deadline, [&](io_uring_sqe* sqe) {
+  FileRing* ring = use.Ring();
+  if (ring == nullptr) return use.WaitForEdge(direction, deadline);
+  const ssize_t result = use.OnRing(ring, direction, deadline, [&](io_uring_sqe* sqe) {
     io_uring_prep_poll_add(sqe, use.fd(), static_cast<unsigned>(events));
   });
   if (result >= 0 || result == Use::kRetry) return 0;
@@ -685,19 +676,11 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
   }
 }
 
-// Linux moves at most this much in one call (MAX_RW_COUNT); io_uring's
-// length field is 32 bits.
-constexpr std::size_t kMaxTransfer = 0x7ffff000;
-
-unsigned RingLength(std::size_t n) {
-  return static_cast<unsigned>(std::min(n, kMaxTransfer));
-}
-
 ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
   // The ring engine serves sockets only (Use::Ring), as recv.
   return Transfer(
       fd, IoDirection::kRead, deadline, false, [&](Use&) { return Libc().read(fd, buf, n); },
-      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, RingLength(n), 0); });
+      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), 0); });
 }
 
 ssize_t ReadV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
@@ -716,7 +699,7 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
     return Transfer(
         fd, IoDirection::kRead, deadline, dont_wait,
         [&](Use&) { return Libc().recv(fd, buf, n, flags); },
-        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, RingLength(n), flags); });
+        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), flags); });
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
   std::size_t done = 0;
@@ -727,7 +710,7 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
         [&](Use&) { return Libc().recv(fd, at, n - done, flags); },
         [&](io_uring_sqe* sqe) {
           // The loop gathers the rest: the ring returns what one recv gets.
-          io_uring_prep_recv(sqe, fd, at, RingLength(n - done), flags & ~MSG_WAITALL);
+          io_uring_prep_recv(sqe, fd, at, detail::RingLength(n - done), flags & ~MSG_WAITALL);
         });
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     if (got == 0) break;
@@ -780,7 +763,7 @@ ssize_t Write(int fd, const void* buf, std::size_t n, Deadline deadline) {
         return WithoutSigpipe([&] { return Libc().write(fd, bytes + done, n - done); });
       },
       [&](io_uring_sqe* sqe, std::size_t done) {
-        io_uring_prep_send(sqe, fd, bytes + done, RingLength(n - done), MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, fd, bytes + done, detail::RingLength(n - done), MSG_NOSIGNAL);
       });
 }
 
@@ -818,7 +801,7 @@ ssize_t Send(int fd, const void* buf, std::size_t n, int flags, Deadline deadlin
         return Libc().send(fd, bytes + done, n - done, flags | MSG_NOSIGNAL);
       },
       [&](io_uring_sqe* sqe, std::size_t done) {
-        io_uring_prep_send(sqe, fd, bytes + done, RingLength(n - done),
+        io_uring_prep_send(sqe, fd, bytes + done, detail::RingLength(n - done),
                            flags | MSG_NOSIGNAL);
       });
 }

@@ -33,10 +33,6 @@ struct Call {
   off_t offset = 0;
 };
 
-// Linux transfers at most this much in one read or write (MAX_RW_COUNT);
-// io_uring's length field is 32 bits.
-constexpr std::size_t kMaxTransfer = 0x7ffff000;
-
 bool Writes(Op op) { return op == Op::kWrite || op == Op::kWriteV; }
 
 // A pipe, FIFO or socket has no position: like io_uring, ignore the offset.
@@ -126,7 +122,7 @@ ssize_t CallHereBy(const Call& c, Deadline deadline) {
 }
 
 void Prepare(io_uring_sqe* sqe, const Call& c) {
-  const auto n = static_cast<unsigned>(std::min(c.n, kMaxTransfer));
+  const unsigned n = detail::RingLength(c.n);
   const auto offset = static_cast<std::uint64_t>(c.offset);
   const auto iovcnt = static_cast<unsigned>(c.iovcnt);
   switch (c.op) {

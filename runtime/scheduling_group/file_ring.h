@@ -67,6 +67,14 @@ namespace weft::detail {
 
 class FileRing;
 
+// Linux moves at most this much in one read or write (MAX_RW_COUNT);
+// io_uring's length field is 32 bits.
+constexpr std::size_t kMaxRingTransfer = 0x7ffff000;
+// A transfer length as a ring request carries it.
+inline unsigned RingLength(std::size_t n) {
+  return static_cast<unsigned>(n < kMaxRingTransfer ? n : kMaxRingTransfer);
+}
+
 // One request in flight, in the frame of the fiber that waits for it.
 struct RingRequest {
   Spinlock lock;
