@@ -68,6 +68,15 @@ inline std::string IoEngineOverride() {
   return value != nullptr ? value : "";
 }
 
+// Why a test of `engine` must skip (WEFT_IO_ENGINE forces another), or "":
+//   if (const std::string why = testing::IoEngineSkipReason("epoll"); !why.empty())
+//     GTEST_SKIP() << why;
+inline std::string IoEngineSkipReason(const std::string& engine) {
+  const std::string forced = IoEngineOverride();
+  if (forced.empty() || forced == engine) return "";
+  return "WEFT_IO_ENGINE=" + forced + " overrides the engine under test";
+}
+
 // Threads of this process, from /proc/self/status (-1 and a test failure if
 // the line is missing).
 inline int CountThreads() {

@@ -36,9 +36,8 @@ using testing::Scaled;
 class EngineRaceTest : public ::testing::TestWithParam<std::tuple<const char*, bool>> {
  protected:
   void SetUp() override {
-    const std::string forced = testing::IoEngineOverride();
-    if (!forced.empty() && forced != Engine()) {
-      GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+    if (const std::string why = testing::IoEngineSkipReason(Engine()); !why.empty()) {
+      GTEST_SKIP() << why;
     }
     RuntimeOptions options = testing::OptionsWithWorkers(2);
     options.io_engine = Engine();

@@ -103,9 +103,8 @@ bool WriteAndReadBack(int fd, std::size_t i, std::size_t size) {
 class FileTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    const std::string forced = testing::IoEngineOverride();
-    if (!forced.empty() && forced != GetParam()) {
-      GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+    if (const std::string why = testing::IoEngineSkipReason(GetParam()); !why.empty()) {
+      GTEST_SKIP() << why;
     }
   }
 
@@ -521,9 +520,8 @@ TEST(File, AKernelThatRefusesIoUringFallsBackToTheBlockingPool) {
 }
 
 TEST(File, StatsSayWhichEngineFilesAndSocketsUse) {
-  const std::string forced = testing::IoEngineOverride();
-  if (!forced.empty() && forced != "epoll") {
-    GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+  if (const std::string why = testing::IoEngineSkipReason("epoll"); !why.empty()) {
+    GTEST_SKIP() << why;
   }
   RuntimeOptions options = testing::OptionsWithWorkers(2);
   options.io_engine = "epoll";
@@ -537,9 +535,8 @@ TEST(File, StatsSayWhichEngineFilesAndSocketsUse) {
 }
 
 TEST(File, WithIoUringSocketsUseTheRingsToo) {
-  const std::string forced = testing::IoEngineOverride();
-  if (!forced.empty() && forced != "io_uring") {
-    GTEST_SKIP() << "WEFT_IO_ENGINE=" << forced << " overrides the engine under test";
+  if (const std::string why = testing::IoEngineSkipReason("io_uring"); !why.empty()) {
+    GTEST_SKIP() << why;
   }
   RuntimeOptions options = testing::OptionsWithWorkers(2);
   options.io_engine = "io_uring";
