@@ -191,8 +191,7 @@ std::string CheckStates(WeftGdbTargetIds* ids_out) {
   std::string problems;
   for (weft::detail::StackRecord* record = weft_debug_stacks.next;
        record != &weft_debug_stacks; record = record->next) {
-    const weft::detail::FiberEntity* fiber =
-        __atomic_load_n(&record->fiber, __ATOMIC_ACQUIRE);
+    const weft::detail::FiberEntity* fiber = record->fiber.load(std::memory_order_acquire);
     if (fiber == nullptr) continue;
     const std::uint64_t id = fiber->id;
     if (id == ids.busy) {

@@ -22,6 +22,9 @@ DEFINE_uint64(weft_fiber_stack_size, 131072,
               "Default fiber stack size in bytes (>= 16384).");
 DEFINE_bool(weft_fiber_stack_enable_guard_page, true,
             "Put an inaccessible guard page below every fiber stack.");
+DEFINE_uint64(weft_fiber_hibernate_after_ms, 0,
+              "Give the stack pages of fibers parked this many ms back to the kernel, "
+              "keeping the bytes in use in a buffer; 0 = never (0..86400000).");
 DEFINE_string(weft_fiber_worker_accessible_cpus, "",
               "CPUs the workers may run on, e.g. \"0-7,9\"; empty = the process's mask.");
 DEFINE_bool(weft_fiber_worker_disallow_cpu_migration, false,
@@ -44,8 +47,8 @@ DEFINE_uint64(weft_resolve_cache_ttl_ms, 5000,
               "How long weft::io::Resolve caches an answer, in ms; 0 = no cache.");
 DEFINE_string(weft_io_engine, "auto",
               "I/O engine: \"auto\" (io_uring for files where the kernel allows it), "
-              "\"epoll\" (files on the blocking pool) or \"io_uring\". Sockets use "
-              "epoll with every value.");
+              "\"epoll\" (files on the blocking pool) or \"io_uring\" (files and "
+              "sockets in the workers' rings).");
 DEFINE_uint64(weft_io_uring_entries, 256,
               "Submission queue entries of each worker's io_uring (a power of two, "
               "2..32768).");
@@ -65,6 +68,7 @@ RuntimeOptions RuntimeOptions::FromFlags() {
   options.run_queue_size = FLAGS_weft_fiber_run_queue_size;
   options.stack_size = FLAGS_weft_fiber_stack_size;
   options.stack_guard_page = FLAGS_weft_fiber_stack_enable_guard_page;
+  options.hibernate_parked_fibers_after_ms = FLAGS_weft_fiber_hibernate_after_ms;
   options.accessible_cpus = FLAGS_weft_fiber_worker_accessible_cpus;
   options.disallow_cpu_migration = FLAGS_weft_fiber_worker_disallow_cpu_migration;
   options.topology = FLAGS_weft_topology;

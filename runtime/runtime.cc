@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -24,6 +25,7 @@
 #include "runtime/machine/topology.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/file_ring.h"
+#include "runtime/scheduling_group/hibernator.h"
 #include "runtime/scheduling_group/runtime_state.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 #include "runtime/scheduling_group/stack_overflow.h"
@@ -73,6 +75,18 @@ void StartRuntime(const RuntimeOptions& options) {
     detail::ChooseFileEngine(engine_options);
   }
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
+  detail::StopHibernation();  // left running by a StartRuntime that threw
+  if (options.hibernate_parked_fibers_after_ms != 0) {
+    std::string why;
+    if (!detail::StartHibernation(
+            std::chrono::milliseconds(options.hibernate_parked_fibers_after_ms), &why)) {
+      throw std::system_error(
+          std::make_error_code(std::errc::operation_not_supported),
+          "weft: RuntimeOptions::hibernate_parked_fibers_after_ms "
+          "(--weft_fiber_hibernate_after_ms) is set but fibers cannot hibernate here: " +
+              why + "; or set it to 0");
+    }
+  }
   {
     detail::LockGuard<detail::Mutex> groups_lock(state.groups_mutex);
     detail::CreateGroups(options, plan, &state);
@@ -137,6 +151,9 @@ void TerminateRuntime() {
     state.node_of_cpu.clear();
     state.layout.clear();
   }
+  // Every fiber has finished, so none is hibernated; the stacks stop being
+  // registered before they are unmapped.
+  detail::StopHibernation();
   detail::ReleasePooledStacks();
   state.running.store(false, std::memory_order_seq_cst);
   state.closing.store(false, std::memory_order_seq_cst);
@@ -215,6 +232,13 @@ void DumpRuntimeStats(std::ostream& out) {
        << files.completed << " ring-full-waits " << files.room_waits
        << " blocking-pool-calls " << files.fallbacks << "\n";
   text << "sockets: engine " << files.socket_engine << "\n";
+  const HibernationStats& hibernation = stats.hibernation;
+  if (hibernation.enabled) {
+    text << "hibernation: fibers " << hibernation.hibernated_now << " holding "
+         << hibernation.saved_bytes_now << " bytes, hibernations "
+         << hibernation.hibernations << " wakes " << hibernation.wakes << " raced "
+         << hibernation.raced << "\n";
+  }
   out << text.str() << std::flush;
 }
 
@@ -230,6 +254,7 @@ RuntimeStats GetRuntimeStats() {
     stats.scheduling_policy = state.groups.front()->policy().name();
     stats.blocking_pool = detail::BlockingPool::Global().Stats();
     detail::FillFileEngineStats(&stats.file_io);
+    detail::FillHibernationStats(&stats.hibernation);
     for (const auto& group : state.groups) {
       for (std::size_t i = 0; i < group->worker_count(); ++i) {
         if (const detail::FileRing* ring = group->worker(i)->file_ring()) {

@@ -87,6 +87,17 @@ struct FileIoStats {
   std::uint64_t fallbacks = 0;
 };
 
+// Hibernated fibers (RuntimeOptions::hibernate_parked_fibers_after_ms).
+struct HibernationStats {
+  bool enabled = false;
+  std::uint64_t hibernated_now = 0;   // fibers whose stack pages are given back now
+  std::uint64_t saved_bytes_now = 0;  // stack bytes their copies hold
+  std::uint64_t hibernations = 0;     // since StartRuntime
+  std::uint64_t wakes = 0;            // hibernated fibers woken since StartRuntime
+  // Fibers found woken while being hibernated, and left awake.
+  std::uint64_t raced = 0;
+};
+
 struct RuntimeStats {
   // RuntimeOptions::scheduling_policy in effect (or WEFT_SCHEDULING_POLICY's);
   // empty when the runtime is not running.
@@ -94,6 +105,7 @@ struct RuntimeStats {
   std::vector<SchedulingGroupStats> scheduling_groups;
   BlockingPoolStats blocking_pool;
   FileIoStats file_io;
+  HibernationStats hibernation;
 };
 
 }  // namespace weft

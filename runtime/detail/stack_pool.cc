@@ -2,11 +2,14 @@
 #include "runtime/detail/stack_pool.h"
 
 #include <errno.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -64,10 +67,65 @@ SizeClass DefaultClass() {
                    default_guard.load(std::memory_order_relaxed)};
 }
 
-// Guards the links of the list of mapped stacks.
+// Guards the links of the list of mapped stacks, the record table's free list
+// and the index of registered stacks.
 Mutex& RegistryMutex() {
   static Mutex* mutex = new Mutex;  // never destroyed, like the pool
   return *mutex;
+}
+
+// The userfaultfd new stacks are registered with, or -1.
+std::atomic<int> hibernation_fd{-1};
+
+// Records in chunks that are never freed (see stack_pool.h). Written under the
+// registry lock; `chunk_count` is published with release so that readers
+// without the lock see initialised chunks.
+constexpr std::size_t kMaxRecordChunks = std::size_t{1} << 16;
+std::atomic<StackRecord*> record_chunks[kMaxRecordChunks];
+std::atomic<std::size_t> record_chunk_count{0};
+StackRecord* free_records = nullptr;  // linked through `next`
+
+StackRecord* NewRecordLocked() {
+  if (free_records == nullptr) {
+    const std::size_t n = record_chunk_count.load(std::memory_order_relaxed);
+    WEFT_CHECK(n < kMaxRecordChunks)
+        << "more than " << kMaxRecordChunks * kRecordsPerChunk << " fiber stacks mapped";
+    auto* chunk = new StackRecord[kRecordsPerChunk];
+    for (std::size_t i = kRecordsPerChunk; i-- > 0;) {
+      chunk[i].next = free_records;
+      free_records = &chunk[i];
+    }
+    record_chunks[n].store(chunk, std::memory_order_relaxed);
+    record_chunk_count.store(n + 1, std::memory_order_release);
+  }
+  StackRecord* record = free_records;
+  free_records = record->next;
+  return record;
+}
+
+// Registered stacks by the address just above them, for FindHibernatableStack.
+std::map<const char*, StackRecord*>& HibernatableStacks() {
+  static auto* stacks = new std::map<const char*, StackRecord*>;
+  return *stacks;
+}
+
+// Registers `stack` with the hibernator's userfaultfd and maps the zero page
+// over it, so that a first touch is an ordinary fault and never goes to the
+// hibernator. Best effort: an unregistered stack is simply never hibernated.
+bool RegisterForHibernation(int fd, const Stack& stack) {
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<std::uintptr_t>(stack.low);
+  reg.range.len = stack.size;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return false;
+  uffdio_zeropage zero{};
+  zero.range = reg.range;
+  if (ioctl(fd, UFFDIO_ZEROPAGE, &zero) != 0 && errno != EEXIST) {
+    uffdio_range range = reg.range;
+    ioctl(fd, UFFDIO_UNREGISTER, &range);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -87,10 +145,21 @@ __attribute__((used)) weft::detail::StackRecord weft_debug_stacks = {
 namespace weft::detail {
 namespace {
 
-void RegisterStack(const Stack& stack) {
-  StackRecord* record = RecordOf(stack);
+void RegisterStack(Stack* stack) {
+  const int fd = hibernation_fd.load(std::memory_order_acquire);
+  const bool hibernatable = fd >= 0 && RegisterForHibernation(fd, *stack);
   LockGuard<Mutex> lock(RegistryMutex());
-  record->fiber = nullptr;
+  StackRecord* record = NewRecordLocked();
+  stack->record = record;
+  record->fiber.store(nullptr, std::memory_order_relaxed);
+  record->low = stack->low;
+  record->size = stack->size;
+  record->hibernatable.store(hibernatable, std::memory_order_release);
+  record->sleep.store(StackSleep::kAwake, std::memory_order_relaxed);
+  record->saved = nullptr;
+  record->saved_from = nullptr;
+  record->seen_fiber = nullptr;
+  if (hibernatable) HibernatableStacks()[stack->low + stack->size] = record;
   record->prev = &weft_debug_stacks;
   record->next = weft_debug_stacks.next;
   weft_debug_stacks.next->prev = record;
@@ -122,8 +191,8 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
     }
   }
   mapped_count.fetch_add(1, std::memory_order_relaxed);
-  *out = Stack{base + (cls.guard ? page : 0), cls.size, cls.guard};
-  RegisterStack(*out);
+  *out = Stack{base + (cls.guard ? page : 0), cls.size, cls.guard, nullptr};
+  RegisterStack(out);
   return true;
 }
 
@@ -137,6 +206,13 @@ void UnmapStacks(std::vector<Stack>* stacks) {
       StackRecord* record = RecordOf(stack);
       record->prev->next = record->next;
       record->next->prev = record->prev;
+      if (record->hibernatable.load(std::memory_order_relaxed)) {
+        HibernatableStacks().erase(stack.low + stack.size);
+      }
+      record->hibernatable.store(false, std::memory_order_relaxed);
+      record->size = 0;
+      record->next = free_records;
+      free_records = record;
     }
   }
   const std::size_t page = PageSize();
@@ -362,6 +438,32 @@ void FreeStack(const Stack& stack) {
   node->stack = stack;
   node->next = nullptr;
   GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, 1);
+}
+
+void SetStackHibernationFd(int fd) {
+  hibernation_fd.store(fd, std::memory_order_release);
+  if (fd >= 0) return;
+  LockGuard<Mutex> lock(RegistryMutex());
+  for (auto& [end, record] : HibernatableStacks()) {
+    record->hibernatable.store(false, std::memory_order_relaxed);
+  }
+  HibernatableStacks().clear();
+}
+
+StackRecord* FindHibernatableStack(const void* address) {
+  const char* p = static_cast<const char*>(address);
+  LockGuard<Mutex> lock(RegistryMutex());
+  auto it = HibernatableStacks().upper_bound(p);
+  if (it == HibernatableStacks().end() || p < it->second->low) return nullptr;
+  return it->second;
+}
+
+std::size_t StackRecordChunkCount() {
+  return record_chunk_count.load(std::memory_order_acquire);
+}
+
+StackRecord* StackRecordChunk(std::size_t index) {
+  return record_chunks[index].load(std::memory_order_relaxed);
 }
 
 void UseProtNoneGuardPagesForTesting() { guard_mode.store(2, std::memory_order_relaxed); }

@@ -45,6 +45,8 @@ void ValidateOptionRanges(const RuntimeOptions& options) {
   }
   CheckRange("stack_size", "weft_fiber_stack_size", options.stack_size, 16384,
              std::size_t{1} << 30, " bytes");
+  CheckRange("hibernate_parked_fibers_after_ms", "weft_fiber_hibernate_after_ms",
+             options.hibernate_parked_fibers_after_ms, 0, 86'400'000, " ms (0 = never)");
   CheckRange("blocking_pool_max_threads", "weft_blocking_pool_max_threads",
              options.blocking_pool_max_threads, 1, 4096,
              " threads (the pool needs at least one; each is a plain thread with its own "

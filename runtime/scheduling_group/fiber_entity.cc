@@ -13,12 +13,12 @@ void DropFiberReference(FiberEntity* fiber) {
   }
   const Stack stack = fiber->stack;
   fiber->~FiberEntity();
-  RecordOf(stack)->fiber = nullptr;
+  RecordOf(stack)->fiber.store(nullptr, std::memory_order_relaxed);
   FreeStack(stack);
 }
 
 void ReadyFiber(FiberEntity* fiber) {
-  fiber->state = FiberState::kReady;
+  fiber->state.store(FiberState::kReady, std::memory_order_relaxed);
   FiberWorker* worker = CurrentWorker();
   if (InFiber(worker) && worker->group() == fiber->group && !worker->chaos()) {
     worker->ReadyLocal(fiber);

@@ -1,9 +1,9 @@
 // The control block of one fiber. It lives in the top page of the fiber's own
 // stack, next to the stored callable and the first frames, so that a new fiber
-// touches one page and needs no heap allocation.
+// touches one page and needs no heap allocation. (The stack's StackRecord,
+// stack_pool.h, lives off the stack.)
 //
 //   high addresses  +----------------------------+ stack.low + stack.size
-//                   | StackRecord (stack_pool.h) |
 //                   | FiberEntity                |
 //                   | callable (any size)        |
 //                   | first frames ...           |  <- initial stack pointer
@@ -35,9 +35,11 @@ class SchedulingGroup;
 class FiberWorker;
 class LocalTable;
 
-// What a fiber is doing, for debuggers (debug/weft.py); nothing in the
-// runtime reads it. Written by whoever owns the fiber at the moment: the fiber
-// as it switches away, the worker that switches to it, the waker that readies it.
+// What a fiber is doing, for debuggers (debug/weft.py) and the hibernator.
+// Written by whoever owns the fiber at the moment: the fiber as it yields or
+// exits, the context that runs after a parking fiber's switch (so kParked means
+// its registers are saved), the worker that switches to it, the waker that
+// readies it.
 enum class FiberState : std::uint8_t {
   kReady = 1,    // new, yielded or woken: in a run queue or a local run stack
   kRunning = 2,  // on a worker
@@ -53,7 +55,7 @@ struct FiberEntity {
   // The worker that ran it last, set as it is switched to.
   FiberWorker* last_worker = nullptr;
   std::uint64_t id = 0;
-  FiberState state = FiberState::kReady;
+  std::atomic<FiberState> state{FiberState::kReady};
   // Link in a scheduling group's overflow list while the run queue is full.
   FiberEntity* next = nullptr;
   // Chaos mode: since when last_worker has been passing the fiber back to the
@@ -68,6 +70,9 @@ struct FiberEntity {
   bool holds_launch_ticket = false;
   // The fiber's FiberLocal values; created on first use.
   LocalTable* locals = nullptr;
+  // How many times it has parked, counted with kParked by the same writer: the
+  // hibernator tells one long park from two short ones by it.
+  std::atomic<std::uint32_t> parks{0};
 
   // Set once the callable has returned; joiners park in `joiners` until then.
   std::atomic<bool> exited{false};

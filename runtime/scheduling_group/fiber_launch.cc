@@ -83,7 +83,7 @@ FiberEntity* CreateFiberEntity(SchedulingGroup* group, std::size_t stack_size,
   fiber->group = group;
   fiber->id = NextFiberId();
   fiber->callable = callable;
-  RecordOf(stack)->fiber = fiber;
+  RecordOf(stack)->fiber.store(fiber, std::memory_order_release);
   MakeContext(&fiber->context, stack.low, AlignDown(callable, 64), &FiberMain);
   return fiber;
 }

@@ -56,6 +56,7 @@ struct SwitchRecord {
 };
 
 // What a fiber that switches away with `action` is doing until it runs again.
+// A parking fiber stays kRunning until its switch is done (CompleteSwitch).
 constexpr FiberState StateAfter(AfterSwitch action) {
   switch (action) {
     case AfterSwitch::kRequeue:
@@ -66,7 +67,7 @@ constexpr FiberState StateAfter(AfterSwitch action) {
     case AfterSwitch::kUnlock:
       break;
   }
-  return FiberState::kParked;
+  return FiberState::kRunning;
 }
 
 }  // namespace
@@ -91,6 +92,11 @@ FiberWorker* CompleteSwitch(SwitchArrival arrival) WEFT_NO_THREAD_SAFETY_ANALYSI
       record.worker->Requeue(record.from);
       break;
     case AfterSwitch::kUnlock:
+      // Its registers are saved and no waker can reach it before the unlock:
+      // from here until a waker readies it, it may be hibernated.
+      record.from->parks.store(record.from->parks.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+      record.from->state.store(FiberState::kParked, std::memory_order_release);
       record.lock->unlock();
       break;
     case AfterSwitch::kReleaseExited:
@@ -152,7 +158,7 @@ void FiberWorker::Run() {
   AdoptThreadContext(&scheduler_context_);
   while (FiberEntity* fiber = policy_->WaitForWork(this)) {
     current_ = fiber;
-    fiber->state = FiberState::kRunning;
+    fiber->state.store(FiberState::kRunning, std::memory_order_relaxed);
     fiber->last_worker = this;
     stats_.switches.Add();
     SwitchRecord record{this, nullptr, AfterSwitch::kNothing, nullptr};
@@ -214,13 +220,13 @@ __attribute__((always_inline)) inline void FiberWorker::SwitchFromFiber(
   // switch).
   const int saved_errno = *errno_location_;
   FiberEntity* self = current_;
-  self->state = StateAfter(action);
+  self->state.store(StateAfter(action), std::memory_order_relaxed);
   SwitchRecord record{this, self, action, lock};
   MachineContext* target = &scheduler_context_;
   current_ = next;
   if (next != nullptr) {
     target = &next->context;
-    next->state = FiberState::kRunning;
+    next->state.store(FiberState::kRunning, std::memory_order_relaxed);
     next->last_worker = this;
     stats_.switches.Add();
   }

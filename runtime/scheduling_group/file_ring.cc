@@ -28,7 +28,7 @@ void Deliver(Waiter* waiter, SchedulingGroup* group, FiberEntity** ready,
   if (fiber == nullptr) {
     WaitQueue::Wake(waiter);
   } else if (group != nullptr && fiber->group == group && *stored < capacity) {
-    fiber->state = FiberState::kReady;
+    fiber->state.store(FiberState::kReady, std::memory_order_relaxed);
     ready[(*stored)++] = fiber;
   } else {
     ReadyFiber(fiber);

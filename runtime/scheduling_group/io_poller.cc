@@ -123,7 +123,7 @@ std::size_t IoPoller::Poll(int timeout_ms, SchedulingGroup* group, FiberEntity**
     if (fiber == nullptr) {
       WaitQueue::Wake(waiter);
     } else if (fiber->group == group && stored < capacity) {
-      fiber->state = FiberState::kReady;
+      fiber->state.store(FiberState::kReady, std::memory_order_relaxed);
       ready[stored++] = fiber;
     } else {
       ReadyFiber(fiber);
