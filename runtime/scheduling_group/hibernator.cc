@@ -19,7 +19,6 @@
 #include <cstring>
 #include <memory>
 #include <thread>
-#include <vector>
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/mutex.h"
@@ -138,6 +137,8 @@ class Hibernator {
     return last_result_;
   }
 
+  void WakeForDebugger(StackRecord* record) { Wake(record); }
+
   void FillStats(HibernationStats* stats) const {
     stats->enabled = true;
     stats->hibernated_now = hibernated_now_.load(std::memory_order_relaxed);
@@ -188,6 +189,7 @@ class Hibernator {
       }
     }
     WakeAll();
+    FreeCopies();
   }
 
   // Serves every fault pending now.
@@ -195,11 +197,12 @@ class Hibernator {
     uffd_msg msgs[16];
     for (;;) {
       const ssize_t n = read(uffd_, msgs, sizeof(msgs));
-      if (n <= 0) return;
+      if (n <= 0) break;
       for (std::size_t i = 0; i < static_cast<std::size_t>(n) / sizeof(uffd_msg); ++i) {
         if (msgs[i].event == UFFD_EVENT_PAGEFAULT) Serve(msgs[i]);
       }
     }
+    FreeCopies();
   }
 
   void Serve(const uffd_msg& msg) {
@@ -224,39 +227,76 @@ class Hibernator {
   }
 
   // Puts a hibernated stack's bytes back; wakes whoever waits on its pages.
+  // Runs on the hibernator's thread, or on a debugger's behalf while every
+  // thread of the process is stopped (weft_debug_wake_hibernated), so it
+  // neither allocates nor frees: a stopped thread may hold malloc's locks.
   void Wake(StackRecord* record) {
     char* top = record->low + record->size;
     char* first = AlignDown(record->saved_from, kPage);
-    const std::size_t length = static_cast<std::size_t>(top - first);
     const std::size_t gap = static_cast<std::size_t>(record->saved_from - first);
-    scratch_.resize(length);
-    std::memset(scratch_.data(), 0, gap);
-    std::memcpy(scratch_.data() + gap, record->saved, length - gap);
+    const std::size_t saved_length = static_cast<std::size_t>(top - record->saved_from);
     // Counted first: the copy lets the toucher go on, and it may look at them.
     hibernated_now_.fetch_sub(1, std::memory_order_relaxed);
-    saved_bytes_now_.fetch_sub(length - gap, std::memory_order_relaxed);
+    saved_bytes_now_.fetch_sub(saved_length, std::memory_order_relaxed);
     wakes_.fetch_add(1, std::memory_order_relaxed);
+    // The first page, zeros below the saved bytes, from a page here; the rest
+    // straight from the copy.
+    alignas(16) char page[kPage];
+    const std::size_t head = std::min(kPage - gap, saved_length);
+    std::memset(page, 0, gap);
+    std::memcpy(page + gap, record->saved, head);
+    std::memset(page + gap + head, 0, kPage - gap - head);
+    PlacePages(first, page, kPage);
+    if (first + kPage < top) {
+      PlacePages(first + kPage, record->saved + head,
+                 static_cast<std::size_t>(top - (first + kPage)));
+    }
+    ToFree(record->saved);
+    record->saved = nullptr;
+    record->saved_from = nullptr;
+    record->seen_fiber = nullptr;
+    record->sleep.store(StackSleep::kAwake, std::memory_order_release);
+  }
+
+  // Maps `length` bytes (whole pages) from `source` at `destination`, waking
+  // whoever waits on them.
+  void PlacePages(char* destination, const char* source, std::size_t length) {
     std::size_t done = 0;
     while (done < length) {
       uffdio_copy copy{};
-      copy.dst = reinterpret_cast<std::uintptr_t>(first + done);
-      copy.src = reinterpret_cast<std::uintptr_t>(scratch_.data() + done);
+      copy.dst = reinterpret_cast<std::uintptr_t>(destination + done);
+      copy.src = reinterpret_cast<std::uintptr_t>(source + done);
       copy.len = length - done;
       const int rc = ioctl(uffd_, UFFDIO_COPY, &copy);
       if (copy.copy > 0) done += static_cast<std::size_t>(copy.copy);
       if (rc == 0) break;
       if (errno == EAGAIN) continue;
-      // EEXIST cannot happen (no one maps these pages but this thread); any
+      // EEXIST cannot happen (no one maps these pages but this code); any
       // other failure would lose the fiber's frames.
       WEFT_CHECK(errno == EEXIST) << "weft: cannot put a hibernated fiber's stack back: "
                                   << std::strerror(errno);
       done += kPage;
     }
-    std::free(record->saved);
-    record->saved = nullptr;
-    record->saved_from = nullptr;
-    record->seen_fiber = nullptr;
-    record->sleep.store(StackSleep::kAwake, std::memory_order_release);
+  }
+
+  // Copies put back are freed by the hibernator's thread (FreeCopies), linked
+  // through their first bytes meanwhile.
+  void ToFree(char* copy) {
+    char* head = to_free_.load(std::memory_order_relaxed);
+    do {
+      std::memcpy(copy, &head, sizeof(head));
+    } while (!to_free_.compare_exchange_weak(head, copy, std::memory_order_release,
+                                             std::memory_order_relaxed));
+  }
+
+  void FreeCopies() {
+    char* copy = to_free_.exchange(nullptr, std::memory_order_acquire);
+    while (copy != nullptr) {
+      char* next;
+      std::memcpy(&next, copy, sizeof(next));
+      std::free(copy);
+      copy = next;
+    }
   }
 
   void WakeAll() {
@@ -375,7 +415,7 @@ class Hibernator {
   const int wake_fd_;
   const std::chrono::milliseconds after_;
   std::thread thread_;
-  std::vector<char> scratch_;  // the hibernator thread's
+  std::atomic<char*> to_free_{nullptr};
 
   Mutex mu_;
   std::condition_variable_any done_;
@@ -397,6 +437,9 @@ Mutex& LifecycleMutex() {
   return *mutex;
 }
 std::unique_ptr<Hibernator> hibernator WEFT_GUARDED_BY(LifecycleMutex());
+// The same, for a debugger, which must not take locks that stopped threads
+// may hold.
+std::atomic<Hibernator*> hibernator_for_debugger{nullptr};
 
 }  // namespace
 
@@ -414,12 +457,14 @@ bool StartHibernation(std::chrono::milliseconds after, std::string* why) {
   hibernator = std::make_unique<Hibernator>(uffd, wake_fd, after);
   SetStackHibernationFd(uffd);
   hibernator->Start();
+  hibernator_for_debugger.store(hibernator.get(), std::memory_order_release);
   return true;
 }
 
 void StopHibernation() {
   LockGuard<Mutex> lock(LifecycleMutex());
   if (hibernator == nullptr) return;
+  hibernator_for_debugger.store(nullptr, std::memory_order_release);
   hibernator->Stop();
   SetStackHibernationFd(-1);
   hibernator.reset();  // closes the userfaultfd, which unregisters every stack
@@ -438,3 +483,22 @@ void FillHibernationStats(HibernationStats* stats) {
 }
 
 }  // namespace weft::detail
+
+// For debug/weft.py: puts the stack of a hibernated fiber back so that the
+// debugger can read its frames, as a touch would, from the thread the debugger
+// calls this on while every other thread is stopped. Returns 0 when the stack
+// is (now) awake, -1 when there is no hibernator or `record` is not the record
+// of a hibernated stack.
+extern "C" __attribute__((used, noinline)) int weft_debug_wake_hibernated(void* record) {
+  using weft::detail::StackRecord;
+  using weft::detail::StackSleep;
+  weft::detail::Hibernator* h =
+      weft::detail::hibernator_for_debugger.load(std::memory_order_acquire);
+  auto* stack = static_cast<StackRecord*>(record);
+  if (h == nullptr || stack == nullptr) return -1;
+  const StackSleep sleep = stack->sleep.load(std::memory_order_acquire);
+  if (sleep == StackSleep::kAwake) return 0;
+  if (sleep != StackSleep::kHibernated) return -1;
+  h->WakeForDebugger(stack);
+  return 0;
+}
