@@ -30,6 +30,12 @@
 // and task structs do not), Boost.Fiber round_robin with N fibers blocked on a
 // boost::fibers::condition_variable, on its default stacks, and Go with N
 // goroutines parked on a channel receive.
+//
+// W8-long: the same, for fibers parked for long, which weft hibernates
+// (RuntimeOptions::hibernate_parked_fibers_after_ms; docs/design.md,
+// "Hibernating parked fibers"): the figure is taken once every fiber is
+// hibernated, with the hibernator's own passes (100 ms threshold). Go keeps a
+// parked goroutine the same however long it waits: its row is W8's figure.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -72,6 +78,13 @@ const Workload kParked{"W8",
                        {{Target::Kind::kAtMost, 6144}},
                        /*is_floor=*/false,
                        "bytes/fiber"};
+const Workload kParkedLong{"W8-long",
+                           "parked for long",
+                           {{Target::Kind::kAtMost, 1536}},
+                           /*is_floor=*/false,
+                           "bytes/fiber"};
+// The threshold of W8-long's hibernation.
+constexpr std::size_t kParkedLongAfterMs = 100;
 
 double IdleSeconds(const Scale& scale) {
   if (scale.smoke) return 0.1;
@@ -230,11 +243,13 @@ bool AllWorkersAsleep() {
   return true;
 }
 
-double ParkedMemoryOfWeft(std::int64_t fibers) {
+double ParkedMemoryOfWeft(std::int64_t fibers, bool hibernate) {
   // Declared before the runtime: they outlive every fiber.
   FiberLatch release(1);
   std::atomic<std::int64_t> parked{0};
-  Runtime runtime(OneWorkerPerCpu());
+  RuntimeOptions options = OneWorkerPerCpu();
+  if (hibernate) options.hibernate_parked_fibers_after_ms = kParkedLongAfterMs;
+  Runtime runtime(options);
   return ResidentBytesPerParked(
       fibers,
       [&] {
@@ -250,6 +265,14 @@ double ParkedMemoryOfWeft(std::int64_t fibers) {
         AwaitOrFail([&] { return parked.load(std::memory_order_relaxed) == fibers; },
                     "the fibers did not all park");
         AwaitOrFail(AllWorkersAsleep, "the workers did not go to sleep");
+        if (hibernate) {
+          AwaitOrFail(
+              [&] {
+                return GetRuntimeStats().hibernation.hibernated_now ==
+                       static_cast<std::uint64_t>(fibers);
+              },
+              "the fibers did not all hibernate");
+        }
       },
       // ~Runtime() then waits for every fiber to end.
       [&] { release.CountDown(); });
@@ -336,12 +359,16 @@ void AddResourceMeasurements(const Scale& scale) {
   const std::int64_t fibers = ParkedFibers(scale);
   const std::int64_t threads = ParkedThreads(scale);
   AddChildMeasurement(kParked, Contender::kWeft, scale,
-                      [fibers] { return ParkedMemoryOfWeft(fibers); });
+                      [fibers] { return ParkedMemoryOfWeft(fibers, /*hibernate=*/false); });
   AddChildMeasurement(kParked, Contender::kThreads, scale,
                       [threads] { return ParkedMemoryOfThreads(threads); });
   AddChildMeasurement(kParked, Contender::kBoostFiber, scale,
                       [fibers]() -> double { ParkedMemoryOfBoostFiber(fibers); });
   AddGoMeasurement(kParked, "W8", "W8", "-w8_n=" + std::to_string(fibers));
+
+  AddChildMeasurement(kParkedLong, Contender::kWeft, scale,
+                      [fibers] { return ParkedMemoryOfWeft(fibers, /*hibernate=*/true); });
+  AddGoMeasurement(kParkedLong, "W8", "W8", "-w8_n=" + std::to_string(fibers));
 }
 
 }  // namespace weft::showcase

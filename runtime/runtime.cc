@@ -76,10 +76,10 @@ void StartRuntime(const RuntimeOptions& options) {
   }
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   detail::StopHibernation();  // left running by a StartRuntime that threw
-  if (options.hibernate_parked_fibers_after_ms != 0) {
+  if (plan.hibernate_after_ms != 0) {
     std::string why;
-    if (!detail::StartHibernation(
-            std::chrono::milliseconds(options.hibernate_parked_fibers_after_ms), &why)) {
+    if (!detail::StartHibernation(std::chrono::milliseconds(plan.hibernate_after_ms),
+                                  &why)) {
       throw std::system_error(
           std::make_error_code(std::errc::operation_not_supported),
           "weft: RuntimeOptions::hibernate_parked_fibers_after_ms "

@@ -31,16 +31,19 @@ namespace {
 constexpr std::size_t kCacheCapacity = 64;
 constexpr std::size_t kTransferBatch = 32;
 
-// Written into the top of a pooled stack, so that pooling needs no allocation and
-// touches only the page the next fiber's control block will use anyway.
-struct FreeStackNode {
-  FreeStackNode* next;
-  Stack stack;
-};
-
-FreeStackNode* NodeOf(const Stack& stack) {
-  return reinterpret_cast<FreeStackNode*>(StackTop(stack) - sizeof(FreeStackNode));
+// Pooled stacks are chained through their records (StackRecord::pool_next),
+// off the stacks, so that pooling needs no allocation and touches no stack.
+Stack StackOf(StackRecord* record) {
+  return Stack{record->low, record->size, record->guard, record};
 }
+
+// The most stacks the global pool keeps with their pages resident, per size
+// class: past that, stacks handed in give their pages back first. Pooled stacks
+// stay hot so that starting a fiber faults in nothing (a first touch costs
+// ~14 µs here); 2^18 covers every workload of the showcase (W2b starts 100k
+// fibers at once), while ten million parked fibers that all finish would
+// otherwise leave 40 GB resident.
+std::atomic<std::size_t> max_hot_pooled_stacks{std::size_t{1} << 18};
 
 std::size_t PageSize() {
   static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
@@ -109,23 +112,27 @@ std::map<const char*, StackRecord*>& HibernatableStacks() {
   return *stacks;
 }
 
-// Registers `stack` with the hibernator's userfaultfd and maps the zero page
-// over it, so that a first touch is an ordinary fault and never goes to the
-// hibernator. Best effort: an unregistered stack is simply never hibernated.
-bool RegisterForHibernation(int fd, const Stack& stack) {
+// Registers a new stack mapping with the hibernator's userfaultfd, before
+// anything touches it: a mapping never touched has no anon_vma yet, so the
+// kernel merges it with its registered neighbour, and a million stacks stay a
+// handful of mappings (vm.max_map_count is 65530). Registered later, each
+// stack would stay a mapping of its own. Best effort: an unregistered stack is
+// simply never hibernated.
+bool RegisterForHibernation(int fd, char* base, std::size_t length) {
   uffdio_register reg{};
-  reg.range.start = reinterpret_cast<std::uintptr_t>(stack.low);
-  reg.range.len = stack.size;
+  reg.range.start = reinterpret_cast<std::uintptr_t>(base);
+  reg.range.len = length;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
-  if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return false;
+  return ioctl(fd, UFFDIO_REGISTER, &reg) == 0;
+}
+
+// Maps the zero page over a registered stack, so that a first touch is an
+// ordinary fault and never goes to the hibernator.
+bool MapZeroPages(int fd, char* low, std::size_t size) {
   uffdio_zeropage zero{};
-  zero.range = reg.range;
-  if (ioctl(fd, UFFDIO_ZEROPAGE, &zero) != 0 && errno != EEXIST) {
-    uffdio_range range = reg.range;
-    ioctl(fd, UFFDIO_UNREGISTER, &range);
-    return false;
-  }
-  return true;
+  zero.range.start = reinterpret_cast<std::uintptr_t>(low);
+  zero.range.len = size;
+  return ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0 || errno == EEXIST;
 }
 
 }  // namespace
@@ -145,15 +152,29 @@ __attribute__((used)) weft::detail::StackRecord weft_debug_stacks = {
 namespace weft::detail {
 namespace {
 
-void RegisterStack(Stack* stack) {
+// Gives a pooled stack's pages back to the kernel. A stack registered for
+// hibernation gets the zero page mapped over it again, so that its next first
+// touch stays an ordinary fault.
+void GiveBackPages(StackRecord* record) {
+#ifdef WEFT_ASAN
+  __asan_unpoison_memory_region(record->low, record->size);
+#endif
+  madvise(record->low, record->size, MADV_DONTNEED);
   const int fd = hibernation_fd.load(std::memory_order_acquire);
-  const bool hibernatable = fd >= 0 && RegisterForHibernation(fd, *stack);
+  if (fd >= 0 && record->hibernatable.load(std::memory_order_relaxed)) {
+    MapZeroPages(fd, record->low, record->size);
+  }
+}
+
+void RegisterStack(Stack* stack, bool hibernatable) {
   LockGuard<Mutex> lock(RegistryMutex());
   StackRecord* record = NewRecordLocked();
   stack->record = record;
   record->fiber.store(nullptr, std::memory_order_relaxed);
   record->low = stack->low;
   record->size = stack->size;
+  record->guard = stack->guard;
+  record->pool_next = nullptr;
   record->hibernatable.store(hibernatable, std::memory_order_release);
   record->sleep.store(StackSleep::kAwake, std::memory_order_relaxed);
   record->saved = nullptr;
@@ -177,6 +198,8 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
   }
   map_calls.fetch_add(1, std::memory_order_relaxed);
   char* base = static_cast<char*>(p);
+  const int fd = hibernation_fd.load(std::memory_order_acquire);
+  bool hibernatable = fd >= 0 && RegisterForHibernation(fd, base, total);
   if (cls.guard) {
     int mode = guard_mode.load(std::memory_order_relaxed);
     bool installed = false;
@@ -192,7 +215,12 @@ bool MapStack(SizeClass cls, Stack* out, int* error) {
   }
   mapped_count.fetch_add(1, std::memory_order_relaxed);
   *out = Stack{base + (cls.guard ? page : 0), cls.size, cls.guard, nullptr};
-  RegisterStack(out);
+  if (hibernatable && !MapZeroPages(fd, out->low, out->size)) {
+    uffdio_range range{reinterpret_cast<std::uintptr_t>(base), total};
+    ioctl(fd, UFFDIO_UNREGISTER, &range);
+    hibernatable = false;
+  }
+  RegisterStack(out, hibernatable);
   return true;
 }
 
@@ -251,37 +279,49 @@ class GlobalPool {
   }
 
   // Pops one batch of stacks of `cls` (a chain linked through
-  // FreeStackNode::next and ending in nullptr) and stores its length in
+  // StackRecord::pool_next and ending in nullptr) and stores its length in
   // `*taken`, or returns nullptr. With `one`, takes a single stack and leaves
   // the rest of its batch.
   //
   // Batches are kept whole, as thread caches hand them in, so that taking one
-  // touches none of its stacks: each node lives at the top of a different stack,
-  // usually cold in this CPU's caches and TLB, and walking 32 of them under the
-  // pool's mutex cost more than the rest of starting a fiber.
-  FreeStackNode* Take(SizeClass cls, bool one, std::size_t* taken) {
+  // walks none of its records under the pool's mutex.
+  StackRecord* Take(SizeClass cls, bool one, std::size_t* taken) {
     LockGuard<Mutex> lock(mu_);
-    std::vector<Batch>& batches = BatchesFor(cls);
-    if (batches.empty()) {
+    Class& c = ClassFor(cls);
+    if (c.batches.empty()) {
       *taken = 0;
       return nullptr;
     }
-    Batch batch = batches.back();
-    batches.pop_back();
+    Batch batch = c.batches.back();
+    c.batches.pop_back();
     if (one && batch.count > 1) {
-      batches.push_back(Batch{batch.head->next, batch.count - 1});
-      batch.head->next = nullptr;
+      c.batches.push_back(Batch{batch.head->pool_next, batch.count - 1, batch.hot});
+      batch.head->pool_next = nullptr;
       batch.count = 1;
     }
+    if (batch.hot) c.hot -= batch.count;
     *taken = batch.count;
     return batch.head;
   }
 
-  // Adds a chain of `n` stacks of `cls` (linked through FreeStackNode::next,
-  // ending in nullptr) as one batch.
-  void Put(SizeClass cls, FreeStackNode* head, std::size_t n) {
+  // Adds a chain of `n` stacks of `cls` (linked through StackRecord::pool_next,
+  // ending in nullptr) as one batch, giving their pages back first when the
+  // pool holds max_hot_pooled_stacks resident ones already.
+  void Put(SizeClass cls, StackRecord* head, std::size_t n) {
+    {
+      LockGuard<Mutex> lock(mu_);
+      Class& c = ClassFor(cls);
+      if (c.hot + n <= max_hot_pooled_stacks.load(std::memory_order_relaxed)) {
+        c.hot += n;
+        c.batches.push_back(Batch{head, n, true});
+        return;
+      }
+    }
+    for (StackRecord* record = head; record != nullptr; record = record->pool_next) {
+      GiveBackPages(record);
+    }
     LockGuard<Mutex> lock(mu_);
-    BatchesFor(cls).push_back(Batch{head, n});
+    ClassFor(cls).batches.push_back(Batch{head, n, false});
   }
 
   void ReleaseAll() {
@@ -293,8 +333,9 @@ class GlobalPool {
     std::vector<Stack> stacks;
     for (Class& c : classes) {
       for (const Batch& batch : c.batches) {
-        for (FreeStackNode* node = batch.head; node != nullptr; node = node->next) {
-          stacks.push_back(node->stack);
+        for (StackRecord* record = batch.head; record != nullptr;
+             record = record->pool_next) {
+          stacks.push_back(StackOf(record));
         }
       }
     }
@@ -303,20 +344,22 @@ class GlobalPool {
 
  private:
   struct Batch {
-    FreeStackNode* head;
+    StackRecord* head;
     std::size_t count;
+    bool hot;  // pages resident (as their last fiber left them)
   };
   struct Class {
     SizeClass cls;
     std::vector<Batch> batches;
+    std::size_t hot = 0;  // stacks in hot batches
   };
 
-  std::vector<Batch>& BatchesFor(SizeClass cls) {
+  Class& ClassFor(SizeClass cls) {
     for (Class& c : classes_) {
-      if (c.cls == cls) return c.batches;
+      if (c.cls == cls) return c;
     }
-    classes_.push_back(Class{cls, {}});
-    return classes_.back().batches;
+    classes_.push_back(Class{cls, {}, 0});
+    return classes_.back();
   }
 
   Mutex mu_;
@@ -334,10 +377,10 @@ class ThreadCache {
       head_ = GlobalPool::Instance().Take(cls, /*one=*/false, &count_);
       if (head_ == nullptr) return MapStack(cls, out, error);
     }
-    FreeStackNode* node = head_;
-    head_ = node->next;
+    StackRecord* record = head_;
+    head_ = record->pool_next;
     --count_;
-    *out = node->stack;
+    *out = StackOf(record);
     return true;
   }
 
@@ -345,10 +388,9 @@ class ThreadCache {
   bool Free(const Stack& stack) {
     Adopt(DefaultClass());
     if (!(cls_ == SizeClass{stack.size, stack.guard})) return false;
-    FreeStackNode* node = NodeOf(stack);
-    node->stack = stack;
-    node->next = head_;
-    head_ = node;
+    StackRecord* record = RecordOf(stack);
+    record->pool_next = head_;
+    head_ = record;
     if (++count_ > kCacheCapacity) Spill(kTransferBatch);
     return true;
   }
@@ -367,17 +409,17 @@ class ThreadCache {
 
   void Spill(std::size_t n) {
     if (n == 0) return;
-    FreeStackNode* head = head_;
-    FreeStackNode* tail = head;
-    for (std::size_t i = 1; i < n; ++i) tail = tail->next;
-    head_ = tail->next;
-    tail->next = nullptr;
+    StackRecord* head = head_;
+    StackRecord* tail = head;
+    for (std::size_t i = 1; i < n; ++i) tail = tail->pool_next;
+    head_ = tail->pool_next;
+    tail->pool_next = nullptr;
     count_ -= n;
     GlobalPool::Instance().Put(cls_, head, n);
   }
 
   SizeClass cls_{0, false};
-  FreeStackNode* head_ = nullptr;
+  StackRecord* head_ = nullptr;
   std::size_t count_ = 0;
 };
 
@@ -421,9 +463,9 @@ bool AllocateStack(std::size_t size, Stack* out, int* error) {
   if (size != 0 && size != cls.size) {
     SizeClass other{size, cls.guard};
     std::size_t taken = 0;
-    FreeStackNode* node = GlobalPool::Instance().Take(other, /*one=*/true, &taken);
-    if (node == nullptr) return MapStack(other, out, error);
-    *out = node->stack;
+    StackRecord* record = GlobalPool::Instance().Take(other, /*one=*/true, &taken);
+    if (record == nullptr) return MapStack(other, out, error);
+    *out = StackOf(record);
     UnpoisonForReuse(*out);
     return true;
   }
@@ -434,10 +476,9 @@ bool AllocateStack(std::size_t size, Stack* out, int* error) {
 
 void FreeStack(const Stack& stack) {
   if (thread_cache.Free(stack)) return;
-  FreeStackNode* node = NodeOf(stack);
-  node->stack = stack;
-  node->next = nullptr;
-  GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, node, 1);
+  StackRecord* record = RecordOf(stack);
+  record->pool_next = nullptr;
+  GlobalPool::Instance().Put(SizeClass{stack.size, stack.guard}, record, 1);
 }
 
 void SetStackHibernationFd(int fd) {
@@ -464,6 +505,10 @@ std::size_t StackRecordChunkCount() {
 
 StackRecord* StackRecordChunk(std::size_t index) {
   return record_chunks[index].load(std::memory_order_relaxed);
+}
+
+void SetMaxHotPooledStacksForTesting(std::size_t n) {
+  max_hot_pooled_stacks.store(n, std::memory_order_relaxed);
 }
 
 void UseProtNoneGuardPagesForTesting() { guard_mode.store(2, std::memory_order_relaxed); }

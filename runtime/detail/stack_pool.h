@@ -58,6 +58,9 @@ struct StackRecord {
   std::atomic<FiberEntity*> fiber{nullptr};  // the fiber on it; nullptr while pooled
   char* low = nullptr;                       // Stack::low
   std::size_t size = 0;                      // Stack::size
+  bool guard = false;                        // Stack::guard
+  // Next in the pool's chain while pooled (the pool's locks or its owner).
+  StackRecord* pool_next = nullptr;
   // Registered with the hibernator's userfaultfd, so its pages may be given back.
   std::atomic<bool> hibernatable{false};
   std::atomic<StackSleep> sleep{StackSleep::kAwake};
@@ -92,6 +95,10 @@ void FreeStack(const Stack& stack);
 // Makes stacks mapped from now on get PROT_NONE guard pages (one extra memory
 // mapping each) even where MADV_GUARD_INSTALL works: for tests of the fallback.
 void UseProtNoneGuardPagesForTesting();
+
+// How many stacks of one size the global pool keeps with their pages resident
+// (2^18 by default); stacks handed in past that give their pages back first.
+void SetMaxHotPooledStacksForTesting(std::size_t n);
 
 // Unmaps every stack in the global pool and in the calling thread's cache. Not
 // while a hibernator runs: it reads the records of stacks in use without a lock.

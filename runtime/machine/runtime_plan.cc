@@ -1,5 +1,7 @@
 #include "runtime/machine/runtime_plan.h"
 
+#include <errno.h>
+
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
@@ -121,6 +123,25 @@ std::string IoEngine(const RuntimeOptions& options) {
   return text;
 }
 
+// RuntimeOptions::hibernate_parked_fibers_after_ms, unless
+// WEFT_HIBERNATE_AFTER_MS gives a number of milliseconds: how the test suite
+// runs with every fiber parked for long hibernating.
+std::size_t HibernateAfterMs(const RuntimeOptions& options) {
+  const char* value = std::getenv("WEFT_HIBERNATE_AFTER_MS");
+  if (value == nullptr || *value == '\0') return options.hibernate_parked_fibers_after_ms;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long ms = std::strtoull(value, &end, 10);
+  if (*end != '\0' || errno != 0 || ms > 86'400'000 || *value == '-') {
+    throw std::invalid_argument(
+        std::string("weft: the environment variable WEFT_HIBERNATE_AFTER_MS is \"") + value +
+        "\"; set it to a number of milliseconds in 0..86400000 (0 = never), or unset it "
+        "to leave it to RuntimeOptions::hibernate_parked_fibers_after_ms "
+        "(--weft_fiber_hibernate_after_ms)");
+  }
+  return static_cast<std::size_t>(ms);
+}
+
 }  // namespace
 
 RuntimePlan PlanRuntime(const RuntimeOptions& options) {
@@ -132,6 +153,7 @@ RuntimePlan PlanRuntime(const RuntimeOptions& options) {
   plan.chaos_migration = options.chaos_migration || ChaosMigrationFromEnvironment();
   plan.scheduling_policy = SchedulingPolicy(options);
   plan.io_engine = IoEngine(options);
+  plan.hibernate_after_ms = HibernateAfterMs(options);
   return plan;
 }
 

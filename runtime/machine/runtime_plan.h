@@ -4,6 +4,7 @@
 #ifndef WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
 #define WEFT_RUNTIME_MACHINE_RUNTIME_PLAN_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,15 @@ struct RuntimePlan {
   std::string scheduling_policy;
   // RuntimeOptions::io_engine, or WEFT_IO_ENGINE from the environment.
   std::string io_engine;
+  // RuntimeOptions::hibernate_parked_fibers_after_ms, or
+  // WEFT_HIBERNATE_AFTER_MS from the environment.
+  std::size_t hibernate_after_ms = 0;
 };
 
 // The plan for `options` on this machine. Every option is checked first, so
 // this throws std::invalid_argument for a value out of range, a bad topology or
-// accessible_cpus, a bad WEFT_CHAOS_MIGRATION, WEFT_SCHEDULING_POLICY or WEFT_IO_ENGINE, or a layout that cannot be made.
+// accessible_cpus, a bad WEFT_CHAOS_MIGRATION, WEFT_SCHEDULING_POLICY,
+// WEFT_IO_ENGINE or WEFT_HIBERNATE_AFTER_MS, or a layout that cannot be made.
 RuntimePlan PlanRuntime(const RuntimeOptions& options);
 
 }  // namespace weft::detail

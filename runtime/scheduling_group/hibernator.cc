@@ -137,7 +137,7 @@ class Hibernator {
     return last_result_;
   }
 
-  void WakeForDebugger(StackRecord* record) { Wake(record); }
+  void WakeForDebugger(StackRecord* record) { Wake(record, /*for_debugger=*/true); }
 
   void FillStats(HibernationStats* stats) const {
     stats->enabled = true;
@@ -228,9 +228,9 @@ class Hibernator {
 
   // Puts a hibernated stack's bytes back; wakes whoever waits on its pages.
   // Runs on the hibernator's thread, or on a debugger's behalf while every
-  // thread of the process is stopped (weft_debug_wake_hibernated), so it
-  // neither allocates nor frees: a stopped thread may hold malloc's locks.
-  void Wake(StackRecord* record) {
+  // thread of the process is stopped (weft_debug_wake_hibernated): then it
+  // neither allocates nor frees, as a stopped thread may hold malloc's locks.
+  void Wake(StackRecord* record, bool for_debugger = false) {
     char* top = record->low + record->size;
     char* first = AlignDown(record->saved_from, kPage);
     const std::size_t gap = static_cast<std::size_t>(record->saved_from - first);
@@ -251,7 +251,11 @@ class Hibernator {
       PlacePages(first + kPage, record->saved + head,
                  static_cast<std::size_t>(top - (first + kPage)));
     }
-    ToFree(record->saved);
+    if (for_debugger) {
+      ToFree(record->saved);
+    } else {
+      std::free(record->saved);
+    }
     record->saved = nullptr;
     record->saved_from = nullptr;
     record->seen_fiber = nullptr;
@@ -279,8 +283,8 @@ class Hibernator {
     }
   }
 
-  // Copies put back are freed by the hibernator's thread (FreeCopies), linked
-  // through their first bytes meanwhile.
+  // Copies put back for a debugger are freed by the hibernator's thread
+  // (FreeCopies), linked through their first bytes meanwhile.
   void ToFree(char* copy) {
     char* head = to_free_.load(std::memory_order_relaxed);
     do {
@@ -351,6 +355,20 @@ class Hibernator {
     return hibernated;
   }
 
+  // Copies a parked fiber's bytes in use. Under the sanitizers the kernel
+  // copies them: the sanitizers would see this thread read another context's
+  // frames and redzones.
+  bool CopyStack(char* to, const char* from, std::size_t length) {
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+    iovec local{to, length};
+    iovec remote{const_cast<char*>(from), length};
+    return process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(length);
+#else
+    std::memcpy(to, from, length);
+    return true;
+#endif
+  }
+
   bool WriteProtect(StackRecord* record, bool on) {
     uffdio_writeprotect wp{};
     wp.range.start = reinterpret_cast<std::uintptr_t>(record->low);
@@ -383,12 +401,7 @@ class Hibernator {
     char* from = AlignDown(sp, 16);
     const std::size_t length = static_cast<std::size_t>(top - from);
     char* saved = static_cast<char*>(std::malloc(length));
-    // Copied by the kernel: the sanitizers would see this thread reading frames
-    // and redzones of another context's stack.
-    iovec local{saved, length};
-    iovec remote{from, length};
-    if (saved == nullptr ||
-        process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(length)) {
+    if (saved == nullptr || !CopyStack(saved, from, length)) {
       std::free(saved);
       record->sleep.store(StackSleep::kAwake, std::memory_order_relaxed);
       WriteProtect(record, false);
@@ -396,14 +409,10 @@ class Hibernator {
     }
     record->saved = saved;
     record->saved_from = from;
+    // The pages below the copy are not mapped again: should the fiber reach
+    // that deep after it wakes, those first touches come here (Serve maps the
+    // zero page), which saves a call on every hibernation.
     madvise(record->low, record->size, MADV_DONTNEED);
-    char* first = AlignDown(from, kPage);
-    if (first > record->low) {
-      uffdio_zeropage zero{};
-      zero.range.start = reinterpret_cast<std::uintptr_t>(record->low);
-      zero.range.len = static_cast<std::uint64_t>(first - record->low);
-      ioctl(uffd_, UFFDIO_ZEROPAGE, &zero);
-    }
     hibernated_now_.fetch_add(1, std::memory_order_relaxed);
     saved_bytes_now_.fetch_add(length, std::memory_order_relaxed);
     hibernations_.fetch_add(1, std::memory_order_relaxed);
@@ -416,6 +425,7 @@ class Hibernator {
   const std::chrono::milliseconds after_;
   std::thread thread_;
   std::atomic<char*> to_free_{nullptr};
+  const pid_t pid_ = getpid();
 
   Mutex mu_;
   std::condition_variable_any done_;
@@ -442,6 +452,13 @@ std::unique_ptr<Hibernator> hibernator WEFT_GUARDED_BY(LifecycleMutex());
 std::atomic<Hibernator*> hibernator_for_debugger{nullptr};
 
 }  // namespace
+
+bool HibernationSupported(std::string* why) {
+  const int fd = OpenUserfaultfd(why);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
 
 bool StartHibernation(std::chrono::milliseconds after, std::string* why) {
   LockGuard<Mutex> lock(LifecycleMutex());

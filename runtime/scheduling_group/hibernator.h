@@ -39,6 +39,10 @@ namespace weft::detail {
 
 using weft::HibernationStats;
 
+// Whether this process can hibernate fibers (it can open a userfaultfd that
+// write-protects anonymous memory); if not, *why says what to change.
+bool HibernationSupported(std::string* why);
+
 // Starts the hibernator: stacks mapped from now on can be hibernated, and
 // fibers parked on them for at least `after` (> 0) are, within about `after`
 // more. Returns false and sets *why when the process cannot (no userfaultfd).

@@ -1,6 +1,7 @@
 #include "runtime/detail/stack_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -43,8 +44,43 @@ TEST_F(StackPoolTest, StacksAreWritableAndOfTheRequestedSize) {
   EXPECT_EQ(stack.size, kSize);
   EXPECT_TRUE(stack.guard);
   for (std::size_t i = 0; i < stack.size; i += 4096) stack.low[i] = 1;
-  StackTop(stack)[-1] = 1;  // the record above belongs to the pool
+  StackTop(stack)[-1] = 1;  // the record lives off the stack
   FreeStack(stack);
+}
+
+// Pages of the stacks in [begin, end) resident now.
+std::size_t ResidentPages(const std::vector<Stack>& stacks) {
+  std::size_t resident = 0;
+  for (const Stack& stack : stacks) {
+    std::vector<unsigned char> pages(stack.size / 4096);
+    EXPECT_EQ(mincore(stack.low, stack.size, pages.data()), 0);
+    for (unsigned char page : pages) resident += page & 1;
+  }
+  return resident;
+}
+
+TEST_F(StackPoolTest, PoolPastItsHotLimitGivesPagesBack) {
+  constexpr std::size_t kStacks = 3 * 64 + 64;  // past every thread cache
+  std::vector<Stack> stacks;
+  for (std::size_t i = 0; i < kStacks; ++i) {
+    stacks.push_back(MustAllocate());
+    for (std::size_t at = 0; at < kSize; at += 4096) stacks.back().low[at] = 1;
+  }
+  EXPECT_EQ(ResidentPages(stacks), kStacks * (kSize / 4096));
+  SetMaxHotPooledStacksForTesting(32);
+  for (const Stack& stack : stacks) FreeStack(stack);
+  // The thread cache keeps up to 64 hot, the global pool 32 more; the rest of
+  // the batches handed in gave their pages back.
+  EXPECT_LE(ResidentPages(stacks), (64 + 32) * (kSize / 4096));
+  SetMaxHotPooledStacksForTesting(std::size_t{1} << 18);
+  // Taken again, they work as before.
+  std::vector<Stack> again;
+  for (std::size_t i = 0; i < kStacks; ++i) {
+    again.push_back(MustAllocate());
+    again.back().low[0] = 2;
+    StackTop(again.back())[-1] = 3;
+  }
+  for (const Stack& stack : again) FreeStack(stack);
 }
 
 TEST_F(StackPoolTest, SteadyStateReusesStacksWithoutMapping) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -34,6 +35,13 @@ using std::chrono::milliseconds;
 // Long enough that the hibernator's own passes never run during a test: the
 // tests ask for passes (HibernateParkedFibers) when they want them.
 constexpr std::size_t kNeverOnItsOwn = 3'600'000;
+
+// Skips the test, saying why, where this process cannot hibernate fibers.
+#define SKIP_UNLESS_HIBERNATION_WORKS()                                        \
+  do {                                                                         \
+    std::string why;                                                           \
+    if (!detail::HibernationSupported(&why)) GTEST_SKIP() << why;              \
+  } while (false)
 
 RuntimeOptions HibernatingOptions(std::size_t workers, bool chaos) {
   RuntimeOptions options = testing::OptionsWithWorkers(workers);
@@ -64,6 +72,7 @@ __attribute__((noinline)) std::thread::id ThreadOf() {
 }
 
 TEST(HibernationTest, AFiberResumesWithItsLocalsErrnoAndFiberLocalsOnAnotherWorker) {
+  SKIP_UNLESS_HIBERNATION_WORKS();
   constexpr int kFibers = 64;
   constexpr int kWords = 100;
   Runtime runtime(HibernatingOptions(2, /*chaos=*/true));
@@ -137,6 +146,7 @@ TEST(HibernationTest, AFiberResumesWithItsLocalsErrnoAndFiberLocalsOnAnotherWork
 }
 
 TEST(HibernationTest, PassesHibernateOnlyFibersParkedForTheThreshold) {
+  SKIP_UNLESS_HIBERNATION_WORKS();
   Runtime runtime(HibernatingOptions(2, /*chaos=*/false));
   FiberLatch go(1);
   std::atomic<bool> parked{false};
@@ -160,6 +170,7 @@ TEST(HibernationTest, PassesHibernateOnlyFibersParkedForTheThreshold) {
 // thread hands values to fibers parked on condition variables while another
 // runs passes that hibernate whatever is parked at that moment.
 TEST(HibernationTest, WakesRacingHibernationLoseNothing) {
+  SKIP_UNLESS_HIBERNATION_WORKS();
   constexpr int kFibers = 16;
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
   constexpr int kRounds = 100;
@@ -232,6 +243,7 @@ TEST(HibernationTest, WakesRacingHibernationLoseNothing) {
 }
 
 TEST(HibernationTest, TheHibernatorsOwnPassesTakeAFiberParkedForLong) {
+  SKIP_UNLESS_HIBERNATION_WORKS();
   RuntimeOptions options = testing::OptionsWithWorkers(2);
   options.hibernate_parked_fibers_after_ms = 20;
   Runtime runtime(options);
@@ -275,6 +287,7 @@ __attribute__((noinline)) std::uint64_t Recurse(std::uint64_t depth) {
 // The guard page is untouched by hibernation: a fiber that overflows after
 // having been hibernated is still diagnosed.
 TEST(HibernationDeathTest, OverflowAfterHibernationIsStillDiagnosed) {
+  SKIP_UNLESS_HIBERNATION_WORKS();
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   EXPECT_EXIT(
       {
