@@ -3,13 +3,20 @@
 # batch mode (the checks themselves are in check_gdb.py):
 #   1. live: gdb starts the program, stops it with its fibers parked in known
 #      places, checks `weft fibers`, `weft bt`, `weft select` and the error
-#      messages, writes one core with `weft gcore` and one with plain `gcore`,
-#      and lets the program finish;
+#      messages; lets it hibernate the parked fibers and stops it again, checks
+#      that they are listed as hibernated and that `weft bt` wakes them and shows
+#      the same frames; writes one core with plain `gcore` (fibers hibernated)
+#      and one with `weft gcore`, and lets the program finish;
 #   2. the `weft gcore` core, then the plain one, loaded into a second gdb;
-#   3. attach: gdb attaches to a running `weft_gdb_target --attach`;
+#   3. attach: gdb attaches to a running `weft_gdb_target --attach`, its parked
+#      fibers hibernated;
 #   4. a core the kernel writes when the program aborts in the same state, when
-#      core_pattern is "core" (elsewhere the core's name and place are unknown);
+#      core_pattern is "core" (elsewhere the core's name and place are unknown),
+#      and the copy of it that `weft restore-core` writes;
 #   5. a program without weft.
+# Where the kernel does not let the program hibernate fibers, it runs without
+# and the checks expect nothing hibernated; WEFT_GDB_CHECK_NO_HIBERNATION=1
+# makes it run without everywhere, to try that.
 # Exits 0 when every check passed, 77 (skipped) when gdb is missing or may not
 # trace processes here, 1 otherwise.
 #
@@ -26,6 +33,10 @@ if [[ ! -d "$1" ]]; then
   exit 1
 fi
 target="$(cd "$1" && pwd)/debug/weft_gdb_target"
+target_options=()
+if [[ -n "${WEFT_GDB_CHECK_NO_HIBERNATION:-}" ]]; then
+  target_options=(--no_hibernation)
+fi
 if ! command -v gdb >/dev/null; then
   echo "check_gdb: gdb is not installed; skipped (tools/setup.sh installs it)"
   exit 77
@@ -75,7 +86,7 @@ run_gdb() {
 # for its "ready PID" line; sets program_pid.
 start_attach_target() {
   local log="$1"
-  (cd "${work}" && exec "${target}" --attach) >"${log}" 2>&1 &
+  (cd "${work}" && exec "${target}" --attach "${target_options[@]}") >"${log}" 2>&1 &
   program_pid=$!
   local deadline=$((SECONDS + 120))
   until grep -q '^ready ' "${log}"; do
@@ -123,12 +134,13 @@ fi
 core_pattern="$(cat /proc/sys/kernel/core_pattern 2>/dev/null || true)"
 if [[ "${core_pattern}" == core ]] && (ulimit -c unlimited) 2>/dev/null; then
   # In a child shell, so that this one does not report the abort.
-  bash -c 'cd "$1" && ulimit -c unlimited && { "$2" --abort; exit $?; }' _ "${work}" "${target}" \
-    >"${work}/kernel.out" 2>&1 || true
+  bash -c 'cd "$1" && ulimit -c unlimited && shift && { "$0" --abort "$@"; exit $?; }' \
+    "${target}" "${work}" "${target_options[@]}" >"${work}/kernel.out" 2>&1 || true
   cores=("${work}"/core*)
   if [[ -f "${cores[0]}" ]]; then
-    run_gdb kernel-core "${work}/kernel-core.log" "${target}" "${cores[0]}"
-    rm -f "${cores[@]}"
+    WEFT_GDB_CHECK_RESTORED_CORE="${work}/restored.core" \
+      run_gdb kernel-core "${work}/kernel-core.log" "${target}" "${cores[0]}"
+    rm -f "${cores[@]}" "${work}/restored.core"
   else
     echo "check_gdb: kernel core skipped: the kernel wrote no core file"
   fi
