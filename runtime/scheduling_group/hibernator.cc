@@ -251,6 +251,15 @@ class Hibernator {
       PlacePages(first + kPage, record->saved + head,
                  static_cast<std::size_t>(top - (first + kPage)));
     }
+    // The zero page below, so that the woken fiber's deeper calls take
+    // ordinary faults: were they to come here, a wake storm would have each
+    // woken fiber wait behind the wakes still to serve, holding its page.
+    if (first > record->low) {
+      uffdio_zeropage zero{};
+      zero.range.start = reinterpret_cast<std::uintptr_t>(record->low);
+      zero.range.len = static_cast<std::uint64_t>(first - record->low);
+      ioctl(uffd_, UFFDIO_ZEROPAGE, &zero);
+    }
     if (for_debugger) {
       ToFree(record->saved);
     } else {
@@ -409,9 +418,8 @@ class Hibernator {
     }
     record->saved = saved;
     record->saved_from = from;
-    // The pages below the copy are not mapped again: should the fiber reach
-    // that deep after it wakes, those first touches come here (Serve maps the
-    // zero page), which saves a call on every hibernation.
+    // The pages below the copy get the zero page again when the fiber wakes
+    // (Wake), a call that fibers which never wake do not pay for.
     madvise(record->low, record->size, MADV_DONTNEED);
     hibernated_now_.fetch_add(1, std::memory_order_relaxed);
     saved_bytes_now_.fetch_add(length, std::memory_order_relaxed);

@@ -33,7 +33,7 @@ struct ParkTimeout {
     }
     Waiter* waiter = self->waiter;
     self->lock->lock();
-    const bool won = waiter->queued;
+    const bool won = self->queue->Holds(waiter);
     if (won) {
       self->queue->Remove(waiter);
       waiter->timed_out = true;
@@ -68,7 +68,7 @@ void SwitchAwayReleasing(FiberWorker* worker, Spinlock& lock)
 void WaitQueue::Link(Waiter* waiter) {
   waiter->next = nullptr;
   waiter->prev = tail_;
-  waiter->queued = true;
+  waiter->queued_in = epoch_;
   if (tail_ == nullptr) {
     head_ = waiter;
   } else {
@@ -111,7 +111,7 @@ bool WaitQueue::ParkUntil(Waiter* waiter, Spinlock& lock,
     while (waiter->woken.load(std::memory_order_acquire) == 0) {
       if (std::chrono::steady_clock::now() >= deadline) {
         lock.lock();
-        if (waiter->queued) {
+        if (Holds(waiter)) {
           Remove(waiter);
           lock.unlock();
           return false;
@@ -167,8 +167,8 @@ Waiter* WaitQueue::PopFront() {
 
 Waiter* WaitQueue::PopAll() {
   Waiter* list = head_;
-  for (Waiter* w = list; w != nullptr; w = w->next) w->queued = false;
   head_ = tail_ = nullptr;
+  if (++epoch_ == 0) epoch_ = 1;
   return list;
 }
 
@@ -184,7 +184,7 @@ void WaitQueue::Remove(Waiter* waiter) {
     waiter->next->prev = waiter->prev;
   }
   waiter->next = waiter->prev = nullptr;
-  waiter->queued = false;
+  waiter->queued_in = 0;
 }
 
 void WaitQueue::Wake(Waiter* waiter) {

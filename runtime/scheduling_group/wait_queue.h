@@ -36,7 +36,9 @@ struct Waiter {
   Waiter* prev = nullptr;
   FiberEntity* fiber = nullptr;         // null when the waiter is a plain thread
   std::atomic<std::uint32_t> woken{0};  // plain thread: set to 1 by Wake()
-  bool queued = false;                  // linked in a queue; guarded by its lock
+  // The epoch of the queue it was linked in, 0 once unlinked; guarded by the
+  // queue's lock. See WaitQueue::Holds.
+  std::uint32_t queued_in = 0;
   bool timed_out = false;               // a fiber's timeout unlinked it
 };
 
@@ -58,6 +60,13 @@ class WaitQueue {
   }
   // The oldest waiter, still queued; nullptr if none. Call with the lock held.
   Waiter* front() const { return head_; }
+
+  // Whether `waiter`, linked in this queue by Park or ParkUntil, is still
+  // linked. Call with the lock held. PopAll unlinks every waiter at once by
+  // starting a new epoch, without walking them: a waker must not touch N
+  // waiters' stacks under the lock (a hibernated fiber's stack comes back
+  // on the first touch, hibernator.h).
+  bool Holds(const Waiter* waiter) const { return waiter->queued_in == epoch_; }
 
   // Appends the caller as `waiter` and suspends it until Wake(waiter). `lock`
   // must be held and guard this queue; it is released by the time Park returns
@@ -94,6 +103,7 @@ class WaitQueue {
 
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
+  std::uint32_t epoch_ = 1;  // never 0
 };
 
 }  // namespace weft::detail
