@@ -225,10 +225,6 @@ inline bool InFiber(const FiberWorker* worker) {
   return worker != nullptr && worker->current_fiber() != nullptr;
 }
 
-// Completes a switch on the receiving side: stores the switcher's context and
-// applies its AfterSwitch. Returns the worker the receiver now runs on.
-FiberWorker* CompleteSwitch(SwitchArrival arrival);
-
 }  // namespace weft::detail
 
 #endif  // WEFT_RUNTIME_SCHEDULING_GROUP_FIBER_WORKER_H_

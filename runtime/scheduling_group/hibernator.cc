@@ -50,7 +50,8 @@ char* AlignDown(char* p, std::size_t alignment) {
 }
 
 std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             Clock::now().time_since_epoch())
       .count();
 }
 
@@ -95,8 +96,9 @@ int OpenUserfaultfd(std::string* why) {
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
   if (ioctl(fd, UFFDIO_API, &api) != 0) {
-    *why = std::string("this kernel's userfaultfd cannot write-protect anonymous memory (") +
-           std::strerror(errno) + "); hibernation needs Linux 5.7 or later";
+    *why =
+        std::string("this kernel's userfaultfd cannot write-protect anonymous memory (") +
+        std::strerror(errno) + "); hibernation needs Linux 5.7 or later";
     close(fd);
     return -1;
   }
@@ -113,7 +115,9 @@ class Hibernator {
     close(wake_fd_);
   }
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
 
   void Stop() {
     {
@@ -159,8 +163,8 @@ class Hibernator {
     const auto period = std::max(after_, kMinPeriod);
     auto next_pass = Clock::now() + period;
     for (;;) {
-      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-          next_pass - Clock::now());
+      const auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(next_pass - Clock::now());
       pollfd fds[2] = {{uffd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       poll(fds, 2, static_cast<int>(std::max<std::int64_t>(0, wait.count() + 1)));
       ServeFaults();
@@ -208,8 +212,8 @@ class Hibernator {
   void Serve(const uffd_msg& msg) {
     char* page = AlignDown(reinterpret_cast<char*>(msg.arg.pagefault.address), kPage);
     StackRecord* record = FindHibernatableStack(page);
-    if (record != nullptr && record->sleep.load(std::memory_order_relaxed) ==
-                                 StackSleep::kHibernated) {
+    if (record != nullptr &&
+        record->sleep.load(std::memory_order_relaxed) == StackSleep::kHibernated) {
       Wake(record);
       return;
     }
@@ -286,8 +290,8 @@ class Hibernator {
       if (errno == EAGAIN) continue;
       // EEXIST cannot happen (no one maps these pages but this code); any
       // other failure would lose the fiber's frames.
-      WEFT_CHECK(errno == EEXIST) << "weft: cannot put a hibernated fiber's stack back: "
-                                  << std::strerror(errno);
+      WEFT_CHECK(errno == EEXIST)
+          << "weft: cannot put a hibernated fiber's stack back: " << std::strerror(errno);
       done += kPage;
     }
   }
@@ -371,7 +375,8 @@ class Hibernator {
 #if defined(WEFT_ASAN) || defined(WEFT_TSAN)
     iovec local{to, length};
     iovec remote{const_cast<char*>(from), length};
-    return process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(length);
+    return process_vm_readv(pid_, &local, 1, &remote, 1, 0) ==
+           static_cast<ssize_t>(length);
 #else
     std::memcpy(to, from, length);
     return true;
@@ -394,9 +399,10 @@ class Hibernator {
     bool still_parked;
     {
       HintReads hint;
-      still_parked = record->fiber.load(std::memory_order_acquire) == fiber &&
-                     fiber->state.load(std::memory_order_acquire) == FiberState::kParked &&
-                     fiber->parks.load(std::memory_order_relaxed) == parks;
+      still_parked =
+          record->fiber.load(std::memory_order_acquire) == fiber &&
+          fiber->state.load(std::memory_order_acquire) == FiberState::kParked &&
+          fiber->parks.load(std::memory_order_relaxed) == parks;
       if (still_parked) sp = static_cast<char*>(fiber->context.fctx);
     }
     if (!still_parked || sp < record->low || sp >= top) {
