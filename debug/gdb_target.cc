@@ -332,6 +332,9 @@ bool AllStarted(int extra) {
 
 int main(int argc, char** argv) {
   using namespace gdb_target;
+  // The target hibernates its fibers itself, once they are where the checks
+  // expect them; CI's hibernation phase would otherwise hibernate them early.
+  unsetenv("WEFT_HIBERNATE_AFTER_MS");
   bool attach = false;
   bool abort = false;
   bool hibernation = true;

@@ -480,10 +480,14 @@ TEST(DumpRuntimeStats, DescribesEveryGroupAndWorker) {
   EXPECT_NE(text.find("\nblocking pool: threads 0 (max 64"), std::string::npos) << text;
   EXPECT_NE(text.find("\nfile I/O: engine "), std::string::npos) << text;
   EXPECT_NE(text.find("\nsockets: engine "), std::string::npos) << text;
+  // A hibernation line only while fibers may hibernate (WEFT_HIBERNATE_AFTER_MS
+  // in CI's hibernation phase).
+  const bool hibernating = GetRuntimeStats().hibernation.enabled;
+  EXPECT_EQ(text.find("\nhibernation: fibers ") != std::string::npos, hibernating) << text;
   std::size_t lines = 0;
   for (char c : text) lines += c == '\n';
-  // totals, groups, workers, pool, file I/O, sockets
-  EXPECT_EQ(lines, 1u + 2u + 4u + 1u + 1u + 1u) << text;
+  // totals, groups, workers, pool, file I/O, sockets, hibernation
+  EXPECT_EQ(lines, 1u + 2u + 4u + 1u + 1u + 1u + (hibernating ? 1u : 0u)) << text;
 }
 
 TEST(DumpRuntimeStats, IsLoggedPeriodicallyWhenAskedTo) {
