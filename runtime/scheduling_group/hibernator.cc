@@ -27,7 +27,9 @@
 #include "runtime/scheduling_group/fiber_entity.h"
 
 #ifdef WEFT_TSAN
-#include <sanitizer/tsan_interface.h>
+// ThreadSanitizer's dynamic annotations (its runtime defines them).
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
 #endif
 
 #ifndef USERFAULTFD_IOC_NEW
@@ -63,12 +65,12 @@ class HintReads {
  public:
   HintReads() {
 #ifdef WEFT_TSAN
-    __tsan_ignore_reads_begin();
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
 #endif
   }
   ~HintReads() {
 #ifdef WEFT_TSAN
-    __tsan_ignore_reads_end();
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
 #endif
   }
   HintReads(const HintReads&) = delete;
