@@ -77,8 +77,12 @@ void V2Policy::ReadyLocal(FiberWorker* worker, FiberEntity* fiber) {
   state(worker).deque.Push(fiber);
   // Taskflow's local push: a searching worker steals it by itself, and this
   // worker runs it once its current fiber blocks; only a sleeping group needs
-  // a (best-effort) nudge so that a long-running current fiber does not hold
-  // it back.
+  // a nudge so that a current fiber that never blocks does not hold it back.
+  // The fence pairs with AnnounceSleep's and the spinners' seq_cst count, as in
+  // Push: without it this check could miss a worker that was going to sleep
+  // without seeing the fiber, and the fiber would wait for the current one to
+  // block (the wake stress test's fiber-spawned shape caught it).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   idle_.WakeIfIdleWorkerSleeps();
 }
 
@@ -212,8 +216,16 @@ FiberEntity* V2Policy::SecondLook(FiberWorker* worker) {
   return LookInGroup(worker);
 }
 
+// Fibers waiting in other workers' deques count too: spawned by a fiber, they
+// are pushed there with at most one wake-up between them, and each worker
+// that finds one must wake the next, or the rest wait until their worker's
+// current fiber blocks.
 void V2Policy::PassOnWakeUp() {
-  if (LooksEmpty()) return;
+  bool work_left = !LooksEmpty();
+  for (std::size_t i = 0; !work_left && i < workers_.size(); ++i) {
+    work_left = !workers_[i]->deque.LooksEmpty();
+  }
+  if (!work_left) return;
   std::atomic_thread_fence(std::memory_order_seq_cst);
   WakeForQueuedWork();
 }
