@@ -106,6 +106,19 @@ inline std::uint64_t SumOverGroups(std::uint64_t SchedulingGroupStats::*counter)
   return sum;
 }
 
+// Never cleared: a condition the compiler cannot see through, so that the
+// recursion below is not turned into a loop or proven endless.
+inline volatile bool keep_recursing = true;
+
+// Recurses until the stack runs out, for tests of stack overflow. The 512-byte
+// frame cannot be elided or merged.
+__attribute__((noinline)) inline std::uint64_t RecurseUntilOverflow(std::uint64_t depth) {
+  if (!keep_recursing) return depth;
+  volatile char frame[512];
+  frame[0] = static_cast<char>(depth);
+  return RecurseUntilOverflow(depth + 1) + static_cast<std::uint64_t>(frame[0]);
+}
+
 // Polls `pred` until it returns true, giving the CPU away between polls (to other
 // fibers inside a fiber, to other threads on a plain thread). The polling only
 // observes a condition; it never stands in for the synchronization under test.

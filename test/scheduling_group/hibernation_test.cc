@@ -281,15 +281,6 @@ TEST(HibernationTest, ThresholdOutOfRangeIsRejectedNamingTheFlag) {
   }
 }
 
-volatile bool keep_recursing = true;
-
-__attribute__((noinline)) std::uint64_t Recurse(std::uint64_t depth) {
-  if (!keep_recursing) return depth;
-  volatile char frame[512];
-  frame[0] = static_cast<char>(depth);
-  return Recurse(depth + 1) + static_cast<std::uint64_t>(frame[0]);
-}
-
 // The guard page is untouched by hibernation: a fiber that overflows after
 // having been hibernated is still diagnosed.
 TEST(HibernationDeathTest, OverflowAfterHibernationIsStillDiagnosed) {
@@ -305,7 +296,7 @@ TEST(HibernationDeathTest, OverflowAfterHibernationIsStillDiagnosed) {
         Fiber fiber([&] {
           parked.store(true);
           go.Wait();
-          Recurse(0);
+          testing::RecurseUntilOverflow(0);
         });
         while (!parked.load()) std::this_thread::yield();
         HibernateUntil(1);

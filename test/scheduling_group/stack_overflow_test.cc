@@ -15,16 +15,6 @@
 namespace weft {
 namespace {
 
-volatile bool keep_recursing = true;
-
-// Recurses until the stack runs out; the frame cannot be elided or merged.
-__attribute__((noinline)) std::uint64_t Recurse(std::uint64_t depth) {
-  if (!keep_recursing) return depth;
-  volatile char frame[512];
-  frame[0] = static_cast<char>(depth);
-  return Recurse(depth + 1) + static_cast<std::uint64_t>(frame[0]);
-}
-
 class StackOverflowDeathTest : public ::testing::Test {
  protected:
   void SetUp() override { ::testing::FLAGS_gtest_death_test_style = "threadsafe"; }
@@ -36,7 +26,7 @@ TEST_F(StackOverflowDeathTest, NamesTheFiberAndTheOptionToRaise) {
         RuntimeOptions options = testing::OptionsWithWorkers(2);
         options.stack_size = 64 * 1024;
         Runtime runtime(options);
-        Fiber fiber([] { Recurse(0); });
+        Fiber fiber([] { testing::RecurseUntilOverflow(0); });
         fiber.Join();
       },
       ::testing::KilledBySignal(SIGSEGV),
@@ -50,7 +40,7 @@ TEST_F(StackOverflowDeathTest, ReportsTheFibersOwnStackSize) {
         Runtime runtime(testing::OptionsWithWorkers(1));
         FiberAttributes attrs;
         attrs.stack_size = 32 * 1024;
-        Fiber fiber(attrs, [] { Recurse(0); });
+        Fiber fiber(attrs, [] { testing::RecurseUntilOverflow(0); });
         fiber.Join();
       },
       ::testing::KilledBySignal(SIGSEGV), "its 32768-byte stack");
