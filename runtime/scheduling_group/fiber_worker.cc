@@ -26,7 +26,8 @@ namespace {
 // wake sleepers without a fence (weft's does), so in a window of a few
 // instructions a worker falling asleep and the placement can miss each other;
 // the second look (SchedulingPolicy::SecondLook) bounds how long such a fiber
-// can wait when its worker's current fiber does not block. One extra wake-up per sleep, none while asleep.
+// can wait when its worker's current fiber does not block. One extra wake-up
+// per sleep, none while asleep.
 // Longer than the kernel's tick (4 ms at HZ=250): a futex or epoll wait whose
 // timeout falls before the next tick is slow to wake from on a virtual machine
 // (measured here: 9 µs from FUTEX_WAKE to running with a 1 or 2 ms timeout,
