@@ -45,11 +45,6 @@ Stack StackOf(StackRecord* record) {
 // otherwise leave 40 GB resident.
 std::atomic<std::size_t> max_hot_pooled_stacks{std::size_t{1} << 18};
 
-std::size_t PageSize() {
-  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  return page;
-}
-
 // 0: not probed yet, 1: MADV_GUARD_INSTALL works, 2: use mprotect.
 std::atomic<int> guard_mode{0};
 std::atomic<std::uint64_t> mapped_count{0};
@@ -126,16 +121,25 @@ bool RegisterForHibernation(int fd, char* base, std::size_t length) {
   return ioctl(fd, UFFDIO_REGISTER, &reg) == 0;
 }
 
-// Maps the zero page over a registered stack, so that a first touch is an
-// ordinary fault and never goes to the hibernator.
+}  // namespace
+
+std::size_t PageSize() {
+  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
 bool MapZeroPages(int fd, char* low, std::size_t size) {
   uffdio_zeropage zero{};
   zero.range.start = reinterpret_cast<std::uintptr_t>(low);
   zero.range.len = size;
-  return ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0 || errno == EEXIST;
+  if (ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0) return true;
+  const bool present = errno == EEXIST;
+  // A thread that faulted on these pages waits until told: it goes on, and
+  // faults again if a page is still missing.
+  ioctl(fd, UFFDIO_WAKE, &zero.range);
+  return present;
 }
 
-}  // namespace
 }  // namespace weft::detail
 
 // The sentinel of the list of every mapped stack (see stack_pool.h). A plain C

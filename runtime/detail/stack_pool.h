@@ -81,8 +81,16 @@ inline StackRecord* RecordOf(const Stack& stack) { return stack.record; }
 // Sets the size class that thread caches serve. Called by StartRuntime.
 void ConfigureStackPool(std::size_t default_size, bool guard_page);
 
+// The system's page size.
+std::size_t PageSize();
+
 // `size` rounded up to whole pages.
 std::size_t RoundUpToPages(std::size_t size);
+
+// `p` rounded down to a multiple of `alignment` (a power of two).
+inline char* AlignDown(char* p, std::size_t alignment) {
+  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(alignment - 1));
+}
 
 // Gets a stack of `size` usable bytes (0 = the configured default; otherwise
 // already rounded to pages). Returns false and sets *error to the mmap/mprotect
@@ -110,6 +118,12 @@ void ReleasePooledStacks();
 // to it; -1 stops registering and forgets earlier registrations (closing the
 // userfaultfd undoes them). Stacks mapped before stay unregistered.
 void SetStackHibernationFd(int fd);
+
+// Maps the kernel's zero page over the missing pages of [low, low + size), part
+// of a stack registered with the userfaultfd `fd`, so that touching them is an
+// ordinary fault and never goes to the hibernator; wakes any thread waiting on
+// them. False if the kernel mapped nothing and the pages are not there.
+bool MapZeroPages(int fd, char* low, std::size_t size);
 
 // The record of the registered stack whose usable range holds `address`, or
 // nullptr.

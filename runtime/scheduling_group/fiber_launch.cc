@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "runtime/detail/check.h"
+#include "runtime/detail/stack_pool.h"
 #include "runtime/scheduling_group/fiber_entity.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/runtime_state.h"
@@ -21,10 +22,6 @@ constexpr std::size_t kMinStackSize = 16 * 1024;
 constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
 // Room the first frames need below the control block and the callable.
 constexpr std::size_t kMinFrameSpace = 8 * 1024;
-
-char* AlignDown(char* p, std::size_t alignment) {
-  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(alignment - 1));
-}
 
 // Fibers started by plain threads hold a launch ticket between AllocateFiber and
 // LaunchFiber / DiscardFiber (see runtime_state.h).

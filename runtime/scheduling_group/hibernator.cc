@@ -41,15 +41,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kPage = 4096;
 // Records a pass looks at between two looks at pending faults.
 constexpr std::size_t kRecordsBetweenFaults = 256;
 // The shortest time between two passes.
 constexpr std::chrono::milliseconds kMinPeriod{10};
-
-char* AlignDown(char* p, std::size_t alignment) {
-  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(alignment - 1));
-}
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -212,7 +207,8 @@ class Hibernator {
   }
 
   void Serve(const uffd_msg& msg) {
-    char* page = AlignDown(reinterpret_cast<char*>(msg.arg.pagefault.address), kPage);
+    const std::size_t page_size = PageSize();
+    char* page = AlignDown(reinterpret_cast<char*>(msg.arg.pagefault.address), page_size);
     StackRecord* record = FindHibernatableStack(page);
     if (record != nullptr &&
         record->sleep.load(std::memory_order_relaxed) == StackSleep::kHibernated) {
@@ -221,15 +217,12 @@ class Hibernator {
     }
     // A fault this thread already answered (the stack was woken for an
     // earlier one), or one on a page it never gave back: let the toucher go.
-    uffdio_range range{reinterpret_cast<std::uintptr_t>(page), kPage};
     if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
-      uffdio_writeprotect wp{range, 0};
+      uffdio_writeprotect wp{{reinterpret_cast<std::uintptr_t>(page), page_size}, 0};
       ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp);
       return;
     }
-    uffdio_zeropage zero{};
-    zero.range = range;
-    if (ioctl(uffd_, UFFDIO_ZEROPAGE, &zero) != 0) ioctl(uffd_, UFFDIO_WAKE, &range);
+    MapZeroPages(uffd_, page, page_size);
   }
 
   // Puts a hibernated stack's bytes back; wakes whoever waits on its pages.
@@ -238,7 +231,8 @@ class Hibernator {
   // neither allocates nor frees, as a stopped thread may hold malloc's locks.
   void Wake(StackRecord* record, bool for_debugger = false) {
     char* top = record->low + record->size;
-    char* first = AlignDown(record->saved_from, kPage);
+    const std::size_t page_size = PageSize();
+    char* first = AlignDown(record->saved_from, page_size);
     const std::size_t gap = static_cast<std::size_t>(record->saved_from - first);
     const std::size_t saved_length = static_cast<std::size_t>(top - record->saved_from);
     // Counted first: the copy lets the toucher go on, and it may look at them.
@@ -246,25 +240,23 @@ class Hibernator {
     saved_bytes_now_.fetch_sub(saved_length, std::memory_order_relaxed);
     wakes_.fetch_add(1, std::memory_order_relaxed);
     // The first page, zeros below the saved bytes, from a page here; the rest
-    // straight from the copy.
-    alignas(16) char page[kPage];
-    const std::size_t head = std::min(kPage - gap, saved_length);
+    // straight from the copy. A debugger's wake may interrupt this thread in
+    // the middle of one: it has a page of its own.
+    char* page = for_debugger ? debugger_page_.get() : page_.get();
+    const std::size_t head = std::min(page_size - gap, saved_length);
     std::memset(page, 0, gap);
     std::memcpy(page + gap, record->saved, head);
-    std::memset(page + gap + head, 0, kPage - gap - head);
-    PlacePages(first, page, kPage);
-    if (first + kPage < top) {
-      PlacePages(first + kPage, record->saved + head,
-                 static_cast<std::size_t>(top - (first + kPage)));
+    std::memset(page + gap + head, 0, page_size - gap - head);
+    PlacePages(first, page, page_size);
+    if (first + page_size < top) {
+      PlacePages(first + page_size, record->saved + head,
+                 static_cast<std::size_t>(top - (first + page_size)));
     }
     // The zero page below, so that the woken fiber's deeper calls take
     // ordinary faults: were they to come here, a wake storm would have each
     // woken fiber wait behind the wakes still to serve, holding its page.
     if (first > record->low) {
-      uffdio_zeropage zero{};
-      zero.range.start = reinterpret_cast<std::uintptr_t>(record->low);
-      zero.range.len = static_cast<std::uint64_t>(first - record->low);
-      ioctl(uffd_, UFFDIO_ZEROPAGE, &zero);
+      MapZeroPages(uffd_, record->low, static_cast<std::size_t>(first - record->low));
     }
     if (for_debugger) {
       ToFree(record->saved);
@@ -294,7 +286,7 @@ class Hibernator {
       // other failure would lose the fiber's frames.
       WEFT_CHECK(errno == EEXIST)
           << "weft: cannot put a hibernated fiber's stack back: " << std::strerror(errno);
-      done += kPage;
+      done += PageSize();
     }
   }
 
@@ -440,6 +432,8 @@ class Hibernator {
   const int wake_fd_;
   const std::chrono::milliseconds after_;
   std::thread thread_;
+  const std::unique_ptr<char[]> page_{new char[PageSize()]};
+  const std::unique_ptr<char[]> debugger_page_{new char[PageSize()]};
   std::atomic<char*> to_free_{nullptr};
   const pid_t pid_ = getpid();
 
