@@ -231,7 +231,8 @@ void DumpRuntimeStats(std::ostream& out) {
        << files.rings << " submitted " << files.submitted << " completed "
        << files.completed << " ring-full-waits " << files.room_waits
        << " blocking-pool-calls " << files.fallbacks << "\n";
-  text << "sockets: engine " << files.socket_engine << "\n";
+  text << "sockets: engine " << files.socket_engine << " multishot-accepts "
+       << files.multishot_accepts << "\n";
   const HibernationStats& hibernation = stats.hibernation;
   if (hibernation.enabled) {
     text << "hibernation: fibers " << hibernation.hibernated_now << " holding "

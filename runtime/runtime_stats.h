@@ -82,6 +82,8 @@ struct FileIoStats {
   std::uint64_t submitted = 0;   // requests submitted to the rings
   std::uint64_t completed = 0;   // of those, completions reaped
   std::uint64_t room_waits = 0;  // times a fiber found its worker's ring full
+  // Connections the listeners' multishot accepts took (io_uring socket engine).
+  std::uint64_t multishot_accepts = 0;
   // Fibers' calls that ran on the blocking pool instead (engine, or a ring the
   // kernel refused to create).
   std::uint64_t fallbacks = 0;

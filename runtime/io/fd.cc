@@ -11,12 +11,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "runtime/detail/check.h"
 #include "runtime/detail/errno.h"
 #include "runtime/detail/libc.h"
+#include "runtime/io/detail/accept_stream.h"
 #include "runtime/io/detail/hooked_calls.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_worker.h"
@@ -69,6 +71,7 @@ Waiter* CancelWaitersLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock) {
     if (request == nullptr) continue;
     if (FileRing* ring = request->ring.load(std::memory_order_seq_cst)) ring->Cancel(request);
   }
+  detail::DetachAcceptStreamLocked(slot);
   Waiter* list = nullptr;
   for (WaitQueue& queue : slot.waiters) {
     Waiter* popped = queue.PopAll();
@@ -248,6 +251,8 @@ class Use {
 
   bool ok() const { return slot_ != nullptr; }
   int fd() const { return fd_; }
+  DescriptorState& slot() const { return *slot_; }
+  std::uint32_t generation() const { return generation_; }
   bool pollable() const { return slot_->pollable; }
   bool is_socket() const { return slot_->is_socket; }
 
@@ -259,8 +264,10 @@ class Use {
   }
 
   // After the system call said EAGAIN: waits for the next edge in `direction`.
-  // Returns 0 (try again) or an errno: ETIMEDOUT, ECANCELED.
-  int WaitForEdge(IoDirection direction, Deadline deadline) {
+  // Returns 0 (try again) or an errno: ETIMEDOUT, ECANCELED. Without
+  // `through_poller` the edge comes from elsewhere (a listener's multishot
+  // accept) and the descriptor is not registered with a poller for it.
+  int WaitForEdge(IoDirection direction, Deadline deadline, bool through_poller = true) {
     const int d = Index(direction);
     DescriptorState& slot = *slot_;
     detail::FiberWorker* worker = detail::CurrentWorker();
@@ -278,7 +285,17 @@ class Use {
     }
     // A fiber waits through its group's poller; a descriptor registered by a
     // plain thread (or whose group stopped) moves there.
-    if (detail::InFiber(worker) && slot.poller != &worker->group()->poller()) {
+    if (!through_poller) {
+      // Edges come from the descriptor's accept stream. As in OnRing, a
+      // registration a plain thread left behind goes: its poller's thread
+      // would wake the fiber for nothing, and race the stream for the
+      // connection.
+      if (slot.poller == &detail::FallbackPoller() && slot.waiters[0].empty() &&
+          slot.waiters[1].empty()) {
+        slot.poller->Unregister(fd_);
+        slot.poller = nullptr;
+      }
+    } else if (detail::InFiber(worker) && slot.poller != &worker->group()->poller()) {
       IoPoller& target = worker->group()->poller();
       if (slot.poller == nullptr || slot.poller == &detail::FallbackPoller()) {
         if (target.Register(fd_, generation_) == 0) {
@@ -607,18 +624,84 @@ int Socket(int domain, int type, int protocol) {
   return fd;
 }
 
+namespace {
+
+// The peer's address of a connection the listener's accept stream accepted
+// (a multishot accept does not say it): what accept(2) would have written.
+// A connection reset since has none; the address is then AF_UNSPEC.
+void PeerAddress(int fd, sockaddr* addr, socklen_t* len) {
+  if (addr == nullptr || len == nullptr) return;
+  const socklen_t room = *len;
+  if (getpeername(fd, addr, len) == 0) return;
+  std::memset(addr, 0, std::min<std::size_t>(room, sizeof(sockaddr_storage)));
+  *len = std::min<socklen_t>(room, sizeof(sa_family_t));
+}
+
+// accept(2)'s loop: a connection the listener's accept stream holds, else the
+// system call; on EAGAIN, with the io_uring socket engine, a multishot accept
+// stands in the fiber's ring and the call waits for its next connection (or
+// one accept request, where multishot cannot be used); otherwise the call
+// waits for an edge.
+int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
+  Use use(listen_fd);
+  if (!use.ok()) return -1;
+  for (;;) {
+    use.Snapshot(IoDirection::kRead);
+    if (const int fd = detail::TakeAccepted(use.slot(), use.generation()); fd >= 0) {
+      use.PassOn(IoDirection::kRead);
+      PeerAddress(fd, addr, len);
+      return fd;
+    }
+    if (const int fd = Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        fd >= 0) {
+      use.PassOn(IoDirection::kRead);
+      return fd;
+    }
+    const int error = detail::Errno();
+    if (error == EINTR) continue;
+    if (!WouldBlock(error) || !use.pollable()) {
+      use.PassOn(IoDirection::kRead);
+      detail::SetErrno(error);
+      return -1;
+    }
+    int wait = 0;
+    if (FileRing* ring = use.Ring()) {
+      switch (detail::ArmAcceptStream(use.slot(), use.generation(), listen_fd, ring)) {
+        case detail::ArmResult::kWait:
+          wait = use.WaitForEdge(IoDirection::kRead, deadline, /*through_poller=*/false);
+          if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
+          break;
+        case detail::ArmResult::kClosed:
+          wait = ECANCELED;
+          break;
+        case detail::ArmResult::kOneShot: {
+          const ssize_t fd =
+              use.OnRing(ring, IoDirection::kRead, deadline, [&](io_uring_sqe* sqe) {
+                io_uring_prep_accept(sqe, listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+              });
+          if (fd >= 0) {
+            use.PassOn(IoDirection::kRead);
+            return static_cast<int>(fd);
+          }
+          if (fd != Use::kRetry) wait = static_cast<int>(-fd);
+          break;
+        }
+      }
+    } else {
+      wait = use.WaitForEdge(IoDirection::kRead, deadline);
+    }
+    if (wait != 0) {
+      detail::SetErrno(wait);
+      return -1;
+    }
+  }
+}
+
+}  // namespace
+
 int Accept(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
-  const ssize_t fd = Transfer(
-      listen_fd, IoDirection::kRead, deadline, false,
-      [&](Use&) {
-        return static_cast<ssize_t>(
-            Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      },
-      [&](io_uring_sqe* sqe) {
-        io_uring_prep_accept(sqe, listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      });
-  if (fd < 0) return -1;
-  const int accepted = static_cast<int>(fd);
+  const int accepted = AcceptOne(listen_fd, addr, len, deadline);
+  if (accepted < 0) return -1;
   if (const int error = OpenSlot(accepted, detail::DescriptorSlot(accepted),
                                  /*is_socket=*/true, /*pollable=*/true, /*known_new=*/true)) {
     Libc().close(accepted);

@@ -35,6 +35,7 @@ namespace weft::detail {
 
 class IoPoller;
 struct RingRequest;
+struct AcceptStream;  // runtime/io/detail/accept_stream.h
 
 enum class IoDirection : std::uint8_t { kRead = 0, kWrite = 1 };
 
@@ -72,6 +73,9 @@ struct DescriptorState {
   // direction a fiber has in a worker's ring for this descriptor, which
   // Close() cancels; other calls of that direction queue in `waiters`.
   RingRequest* ring_requests[2] WEFT_GUARDED_BY(lock) = {nullptr, nullptr};
+  // With the io_uring socket engine, a listener's multishot accept and the
+  // connections it accepted that no call took yet.
+  AcceptStream* accept_stream WEFT_GUARDED_BY(lock) = nullptr;
   // Set when the descriptor is opened (under `lock`, before kOpen is
   // published); read by the calls that use it.
   bool pollable = false;

@@ -4,7 +4,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -113,7 +115,10 @@ std::unique_ptr<FileRing> FileRing::Create(unsigned entries, IoPoller& poller,
 }
 
 FileRing::~FileRing() {
-  if (capacity_ != 0) io_uring_queue_exit(&ring_);
+  if (capacity_ != 0) {
+    CancelStanding();
+    io_uring_queue_exit(&ring_);
+  }
   if (event_fd_ >= 0) Libc().close(event_fd_);
 }
 
@@ -129,10 +134,47 @@ void FileRing::Submit() {
     // posted yet: make room and try again.
     WEFT_CHECK(result == -EAGAIN || result == -EBUSY)
         << "weft: io_uring_submit failed: " << std::strerror(-result);
-    Reap(nullptr, nullptr, 0);
+    // Not a standing request's completion: its owner takes locks (a slot's)
+    // under which Close() submits a cancellation, which needs ours.
+    Reap(nullptr, nullptr, 0, /*with_standing=*/false);
     sched_yield();
   }
   submitted_.Add();
+}
+
+void FileRing::EndStanding(RingRequest* request) {
+  standing_lock_.lock();
+  standing_.erase(std::find(standing_.begin(), standing_.end(), request));
+  standing_lock_.unlock();
+}
+
+void FileRing::CancelStanding() {
+  standing_lock_.lock();
+  const std::vector<RingRequest*> standing = standing_;
+  standing_lock_.unlock();
+  if (standing.empty()) return;
+  for (RingRequest* request : standing) Cancel(request);
+  // Their last completions come promptly once cancelled; what they deliver
+  // before (an accepted connection) is handed over as usual.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    Reap(nullptr, nullptr, 0);
+    standing_lock_.lock();
+    const bool left = !standing_.empty();
+    standing_lock_.unlock();
+    if (!left) return;
+    if (std::chrono::steady_clock::now() > give_up) break;
+    __kernel_timespec wait{0, 10'000'000};
+    io_uring_cqe* cqe = nullptr;
+    io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
+  }
+  // The kernel never ended them: the ring's exit will. Their owners learn it
+  // as a last completion.
+  standing_lock_.lock();
+  const std::vector<RingRequest*> orphans = std::move(standing_);
+  standing_.clear();
+  standing_lock_.unlock();
+  for (RingRequest* request : orphans) request->on_completion(request, -ECANCELED, 0);
 }
 
 void FileRing::Cancel(RingRequest* request) {
@@ -175,6 +217,11 @@ int FileRing::Wait(RingRequest* request, FileRing* ring) {
 
 std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
                            std::size_t capacity) {
+  return Reap(group, ready, capacity, /*with_standing=*/true);
+}
+
+std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready, std::size_t capacity,
+                           bool with_standing) {
   std::size_t stored = 0;
   do {
     if (reaping_.load(std::memory_order_relaxed) ||
@@ -194,7 +241,18 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
       if (data == kCountedExtra || data == kUncountedExtra) continue;
       auto* request = reinterpret_cast<RingRequest*>(static_cast<std::uintptr_t>(data));
       const int result = cqe->res;
+      if (request->on_completion != nullptr && !with_standing) {
+        --count;  // left for a reaper that may run it
+        break;
+      }
       TakeFromKernel(request);
+      if (request->on_completion != nullptr) {
+        if ((cqe->flags & IORING_CQE_F_MORE) == 0) EndStanding(request);
+        if (result >= 0) standing_results_.fetch_add(1, std::memory_order_relaxed);
+        request->on_completion(request, result, cqe->flags);
+        completed_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       counted += request->counted;
       request->lock.lock();
       request->result = result;
@@ -216,6 +274,15 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
     if (counted != 0) AfterReap(counted, group, ready, capacity, &stored);
     // A reaper that found us holding the flag gave up (after draining the
     // eventfd): completions posted since our look are ours to take.
+    if (!with_standing) {
+      // The standing completion we stopped at, if any, is the next reaper's:
+      // make sure there is one.
+      if (HasCompletions()) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] const ssize_t n = ::write(event_fd_, &one, sizeof(one));
+      }
+      break;
+    }
   } while (HasCompletions());
   return stored;
 }
@@ -257,6 +324,7 @@ void FileRing::AddStats(FileIoStats* out) const {
   out->submitted += submitted_.Get();
   out->completed += completed_.load(std::memory_order_relaxed);
   out->room_waits += room_waits_.load(std::memory_order_relaxed);
+  out->multishot_accepts += standing_results_.load(std::memory_order_relaxed);
 }
 
 void ChooseFileEngine(const RuntimeOptions& options) {

@@ -25,6 +25,12 @@
 //   resumes on. The kernel's writes into the caller's buffer are done before
 //   the completion is posted, so the buffer may be on the fiber's stack.
 //
+// - A standing request (a multishot accept, runtime/io/detail/accept_stream.h)
+//   is not in a fiber's frame: its owner's on_completion runs for each of its
+//   completions, and may take a descriptor slot's lock. Close() submits
+//   cancellations under that lock, so the reap that Submit makes to find
+//   room, under the submit lock, stops short of such a completion.
+//
 // Nothing is lost when the ring is full. File requests are counted: at most
 // cq_entries of their completions are outstanding per ring (a request with a
 // deadline needs two, one for its linked timeout); a fiber that finds no room
@@ -36,9 +42,11 @@
 // the kernel keeps the excess (IORING_FEAT_NODROP, Linux 5.5) and the reaper
 // has it flush them (io_uring_get_events) once the queue is drained.
 //
-// Shutdown: every request belongs to a parked fiber, and TerminateRuntime
-// waits for every fiber, so no request is in flight when the workers stop and
-// their rings are destroyed.
+// Shutdown: every request but a standing one belongs to a parked fiber, and
+// TerminateRuntime waits for every fiber, so none is in flight when the
+// workers stop and their rings are destroyed. A standing request (a
+// multishot accept on a listener still open) is cancelled by the ring's
+// destruction, which reaps until its last completion.
 #ifndef WEFT_RUNTIME_SCHEDULING_GROUP_FILE_RING_H_
 #define WEFT_RUNTIME_SCHEDULING_GROUP_FILE_RING_H_
 
@@ -50,6 +58,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/detail/sanitizers.h"
 #include "runtime/detail/spinlock.h"
@@ -86,6 +95,12 @@ struct RingRequest {
   // The ring it was submitted to, set once it was (a socket call's request,
   // which Close() may cancel: DescriptorState::ring_requests).
   std::atomic<FileRing*> ring{nullptr};
+  // A standing request (a multishot, FileRing::StartStanding) is not in a
+  // fiber's frame: the reaper calls this for each of its completions, with
+  // the CQE's result and flags (IORING_CQE_F_MORE while it stands), instead
+  // of waking a waiter. The call without F_MORE is its last: the request may
+  // be freed from then on.
+  void (*on_completion)(RingRequest* request, int result, unsigned flags) = nullptr;
 };
 
 // The request travels from the submitter to the reaper through the kernel
@@ -122,6 +137,14 @@ class FileRing final : public CompletionSource {
   template <class Prepare>
   bool TryStart(RingRequest* request, std::chrono::steady_clock::time_point deadline,
                 Prepare&& prepare);
+
+  // Called by a fiber running on the owning worker: submits a standing
+  // request (request->on_completion set, uncounted) prepared by
+  // `prepare(sqe)`. It stands until its last completion, which Cancel()
+  // brings about; the ring's destruction cancels the ones still standing and
+  // waits for their last completions.
+  template <class Prepare>
+  void StartStanding(RingRequest* request, Prepare&& prepare);
 
   // Asks the kernel to cancel `request`, submitted to this ring and not yet
   // reaped (its completion then says -ECANCELED, or what it did if it had
@@ -166,6 +189,14 @@ class FileRing final : public CompletionSource {
   FileRing() = default;
   // Submits what was prepared: one request (and its linked timeout).
   void Submit() WEFT_REQUIRES(submit_lock_);
+  // Reap(), which without `with_standing` stops at the first completion of a
+  // standing request (Submit's reap, under the submit lock).
+  std::size_t Reap(SchedulingGroup* group, FiberEntity** ready, std::size_t capacity,
+                   bool with_standing);
+  // Forgets a standing request whose last completion is being reaped.
+  void EndStanding(RingRequest* request);
+  // Cancels the standing requests and reaps until their last completions.
+  void CancelStanding();
   void AfterReap(unsigned completions, SchedulingGroup* group, FiberEntity** ready,
                  std::size_t capacity, std::size_t* stored);
 
@@ -184,9 +215,16 @@ class FileRing final : public CompletionSource {
   Spinlock room_lock_;
   WaitQueue room_waiters_ WEFT_GUARDED_BY(room_lock_);
 
+  // Standing requests (StartStanding) whose last completion has not been
+  // reaped.
+  Spinlock standing_lock_;
+  std::vector<RingRequest*> standing_ WEFT_GUARDED_BY(standing_lock_);
+
   OwnerCounter submitted_;  // added under submit_lock_ (one writer at a time)
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> room_waits_{0};
+  // Results of standing requests (connections multishot accepts took).
+  std::atomic<std::uint64_t> standing_results_{0};
 };
 
 // The engine file calls use, chosen by StartRuntime.
@@ -248,6 +286,21 @@ bool FileRing::TryStart(RingRequest* request,
   }
   submit_lock_.unlock();
   return true;
+}
+
+template <class Prepare>
+void FileRing::StartStanding(RingRequest* request, Prepare&& prepare) {
+  request->counted = false;
+  standing_lock_.lock();
+  standing_.push_back(request);
+  standing_lock_.unlock();
+  submit_lock_.lock();
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);  // the SQ is empty (TryStart)
+  prepare(sqe);
+  io_uring_sqe_set_data(sqe, request);
+  HandToKernel(request);
+  Submit();
+  submit_lock_.unlock();
 }
 
 }  // namespace weft::detail

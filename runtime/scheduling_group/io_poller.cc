@@ -1,5 +1,6 @@
 #include "runtime/scheduling_group/io_poller.h"
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -182,6 +183,9 @@ IoPoller& FallbackPoller() {
   static IoPoller* poller = [] {
     auto* p = new IoPoller;
     std::thread([p] {
+      // Named, or it would carry the name of the thread that made it (often a
+      // worker's, which tools and tests take for a worker).
+      pthread_setname_np(pthread_self(), "weft-poller");
       p->TryTakeSleeperToken();  // the only thread that ever polls it
       for (;;) p->Poll(-1, nullptr, nullptr, 0);
     }).detach();
