@@ -241,11 +241,11 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready, std::siz
       if (data == kCountedExtra || data == kUncountedExtra) continue;
       auto* request = reinterpret_cast<RingRequest*>(static_cast<std::uintptr_t>(data));
       const int result = cqe->res;
+      TakeFromKernel(request);
       if (request->on_completion != nullptr && !with_standing) {
         --count;  // left for a reaper that may run it
         break;
       }
-      TakeFromKernel(request);
       if (request->on_completion != nullptr) {
         if ((cqe->flags & IORING_CQE_F_MORE) == 0) EndStanding(request);
         if (result >= 0) standing_results_.fetch_add(1, std::memory_order_relaxed);
