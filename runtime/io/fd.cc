@@ -647,10 +647,21 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
   if (!use.ok()) return -1;
   for (;;) {
     use.Snapshot(IoDirection::kRead);
-    if (const int fd = detail::TakeAccepted(use.slot(), use.generation()); fd >= 0) {
+    bool stands = false;
+    if (const int fd = detail::TakeAccepted(use.slot(), use.generation(), &stands); fd >= 0) {
       use.PassOn(IoDirection::kRead);
       PeerAddress(fd, addr, len);
       return fd;
+    }
+    if (stands) {
+      // The multishot accept takes whatever the backlog holds; its next
+      // connection comes as an edge.
+      if (const int wait = use.WaitForEdge(IoDirection::kRead, deadline, !use.Ring())) {
+        if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
+        detail::SetErrno(wait);
+        return -1;
+      }
+      continue;
     }
     if (const int fd = Libc().accept4(listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         fd >= 0) {

@@ -89,13 +89,17 @@ void SetMultishotAcceptForTesting(bool enabled) {
   disabled_for_testing.store(!enabled, std::memory_order_relaxed);
 }
 
-int TakeAccepted(DescriptorState& slot, std::uint32_t generation) {
+int TakeAccepted(DescriptorState& slot, std::uint32_t generation, bool* stands) {
   int fd = -1;
+  *stands = false;
   slot.lock.lock();
   AcceptStream* stream = slot.accept_stream;
-  if (stream != nullptr && Current(slot, generation) && !stream->accepted.empty()) {
-    fd = stream->accepted.front();
-    stream->accepted.pop_front();
+  if (stream != nullptr && Current(slot, generation)) {
+    if (!stream->accepted.empty()) {
+      fd = stream->accepted.front();
+      stream->accepted.pop_front();
+    }
+    *stands = stream->armed && stream->submitted && !stream->stopping;
   }
   slot.lock.unlock();
   return fd;
