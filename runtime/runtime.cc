@@ -137,6 +137,11 @@ void TerminateRuntime() {
        backoff = std::min(backoff * 2, kRecheckNs)) {
     detail::FutexWaitFor(&never_signalled, 0, backoff);
   }
+  // A thread outside the workers that readied one of the last fibers may still
+  // be inside the group's Push.
+  while (state.outside_wakes.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();
+  }
   // No fiber is left to call RunBlocking; tasks still queued or running (name
   // lookups whose callers gave up waiting) run to their end.
   detail::BlockingPool::Global().Close();

@@ -1,6 +1,10 @@
 #include "runtime/scheduling_group/fiber_entity.h"
 
+#include <atomic>
+#include <cstdint>
+
 #include "runtime/scheduling_group/fiber_worker.h"
+#include "runtime/scheduling_group/runtime_state.h"
 #include "runtime/scheduling_group/scheduling_group.h"
 
 namespace weft::detail {
@@ -22,8 +26,13 @@ void ReadyFiber(FiberEntity* fiber) {
   FiberWorker* worker = CurrentWorker();
   if (InFiber(worker) && worker->group() == fiber->group && !worker->chaos()) {
     worker->ReadyLocal(fiber);
+  } else if (worker != nullptr) {
+    fiber->group->Push(fiber);  // a worker thread: TerminateRuntime joins it first
   } else {
+    std::atomic<std::int64_t>& outside_wakes = State().outside_wakes;
+    outside_wakes.fetch_add(1, std::memory_order_seq_cst);
     fiber->group->Push(fiber);
+    outside_wakes.fetch_sub(1, std::memory_order_release);
   }
 }
 

@@ -36,6 +36,10 @@ struct RuntimeState {
   std::atomic<bool> running{false};
   std::atomic<bool> closing{false};
   std::atomic<std::int64_t> launch_tickets{0};
+  // Threads outside the workers (plain threads, pollers, timers) in the middle
+  // of readying a fiber: the fiber may run and finish before the call
+  // returns, so TerminateRuntime waits for these before it destroys groups.
+  std::atomic<std::int64_t> outside_wakes{0};
   // Guards `groups` against the readers below that may run on any thread, fibers
   // included, at any time. TerminateRuntime holds lifecycle_mutex while it waits
   // for fibers, so those readers must not take that one.
