@@ -144,7 +144,8 @@ void FileRing::Submit() {
 
 void FileRing::EndStanding(RingRequest* request) {
   standing_lock_.lock();
-  standing_.erase(std::find(standing_.begin(), standing_.end(), request));
+  const auto it = std::find(standing_.begin(), standing_.end(), request);
+  if (it != standing_.end()) standing_.erase(it);
   standing_lock_.unlock();
 }
 
