@@ -276,7 +276,8 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
     if (stands) {
       // The multishot accept takes whatever the backlog holds; its next
       // connection comes as an edge.
-      if (const int wait = use.WaitForEdge(IoDirection::kRead, deadline, !use.Ring())) {
+      const bool through_poller = !detail::WaitsInRings(use.is_socket());
+      if (const int wait = use.WaitForEdge(IoDirection::kRead, deadline, through_poller)) {
         if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
         detail::SetErrno(wait);
         return -1;
