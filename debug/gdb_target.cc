@@ -168,7 +168,12 @@ GDB_TARGET_FRAME void ParkedOnFiberLatch() {
 
 GDB_TARGET_FRAME void ParkedInJoin() {
   joiner_id.store(weft::this_fiber::GetId());
-  weft::Fiber child([] { ParkedOnFiberLatch(); });
+  // Local to group 0 like its parent: a worker of group 1 idle before the busy
+  // fiber starts would otherwise steal it, and the checks expect it in group 0.
+  weft::FiberAttributes local;
+  local.scheduling_group = 0;
+  local.scheduling_group_local = true;
+  weft::Fiber child(local, [] { ParkedOnFiberLatch(); });
   child.Join();
   finished.fetch_add(1);
 }
