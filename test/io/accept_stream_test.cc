@@ -77,7 +77,7 @@ class AcceptStreamTest : public ::testing::TestWithParam<bool> {
 
   void TearDown() override {
     if (started_) TerminateRuntime();
-    detail::SetMultishotAcceptForTesting(true);
+    detail::SetMultishotAcceptForTesting(false);
   }
 
   void StartOurRuntime() {

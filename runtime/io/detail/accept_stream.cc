@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "runtime/detail/libc.h"
+#include "runtime/io/detail/descriptor_use.h"
 
 namespace weft::detail {
 
@@ -18,6 +19,11 @@ constexpr std::size_t kMaxHeld = 32;
 
 struct AcceptStream : RingRequest {
   DescriptorState* slot = nullptr;
+  // The listener. While armed, the stream holds a use of it (as a call
+  // does): the number is closed only after the kernel let go of the socket,
+  // so a closed listener refuses connections at once.
+  int fd = -1;
+  std::uint32_t generation = 0;
   // The rest is guarded by slot->lock.
   std::deque<int> accepted;  // taken by no call yet, oldest first
   bool attached = true;      // slot->accept_stream is this stream
@@ -33,7 +39,11 @@ struct AcceptStream : RingRequest {
 namespace {
 
 std::atomic<bool> refused_by_kernel{false};
-std::atomic<bool> disabled_for_testing{false};
+// Off by default: a call that Close() cancels returns before the stream's
+// request has ended, so the listener may still take connections for a moment
+// after Close() and its waiting calls returned (one request per call keeps
+// that promise: the call returns once its request ended).
+std::atomic<bool> disabled_for_testing{true};
 
 bool Current(const DescriptorState& slot, std::uint32_t generation) {
   const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
@@ -72,10 +82,13 @@ void OnCompletion(RingRequest* request, int result, unsigned flags) {
     stray = result;  // accepted as the listener closed
   }
   const bool unused = stream->Unused();
+  const int fd = stream->fd;
+  const std::uint32_t generation = stream->generation;
   slot.lock.unlock();
   if (stray >= 0) Libc().close(stray);
   if (woken != nullptr) WaitQueue::Wake(woken);
   if (unused) delete stream;
+  if (last) ReleaseUse(fd, slot, generation);
 }
 
 }  // namespace
@@ -117,6 +130,8 @@ ArmResult ArmAcceptStream(DescriptorState& slot, std::uint32_t generation, int f
   if (stream == nullptr) {
     stream = new AcceptStream;
     stream->slot = &slot;
+    stream->fd = fd;
+    stream->generation = generation;
     stream->on_completion = &OnCompletion;
     slot.accept_stream = stream;
   }
@@ -129,6 +144,10 @@ ArmResult ArmAcceptStream(DescriptorState& slot, std::uint32_t generation, int f
   stream->stopping = false;
   stream->ring = ring;
   ++stream->pins;
+  // The request's use of the listener, released by its last completion. The
+  // caller's own use keeps the count above zero here, so Close() cannot have
+  // finished closing in between.
+  slot.word.fetch_add(1, std::memory_order_acq_rel);
   slot.lock.unlock();
   ring->StartStanding(stream, [&](io_uring_sqe* sqe) {
     io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr,

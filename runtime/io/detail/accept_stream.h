@@ -40,11 +40,12 @@
 
 namespace weft::detail {
 
-// Whether multishot accept is in use: the io_uring socket engine is, and the
-// kernel has not refused a multishot accept.
+// Whether multishot accept is in use: it was turned on (it is off by default,
+// see accept_stream.cc), the io_uring socket engine is in use, and the kernel
+// has not refused a multishot accept.
 bool MultishotAcceptEnabled();
-// Turns multishot accept off (or back on) for listeners armed from now on;
-// for tests and benchmarks that compare it with one accept request per call.
+// Turns multishot accept on (or off) for listeners armed from now on; for
+// tests and benchmarks that compare it with one accept request per call.
 void SetMultishotAcceptForTesting(bool enabled);
 
 // A connection `slot`'s stream accepted and nobody took yet (its descriptor,

@@ -136,4 +136,25 @@ void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation) {
   Libc().close(fd);
 }
 
+void ReleaseUse(int fd, DescriptorState& slot, std::uint32_t generation) {
+  std::uint64_t word = slot.word.load(std::memory_order_relaxed);
+  for (;;) {
+    // A generation that changed under us was reopened behind weft's back.
+    if (DescriptorState::GenerationOf(word) != generation ||
+        (word & DescriptorState::kUsersMask) == 0) {
+      return;
+    }
+    if (slot.word.compare_exchange_weak(word, word - 1, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  const std::uint64_t left = word - 1;
+  if ((left & DescriptorState::kClosing) != 0 && (left & DescriptorState::kUsersMask) == 0) {
+    const int saved = Errno();
+    FinishClose(fd, slot, generation);
+    SetErrno(saved);
+  }
+}
+
 }  // namespace weft::detail

@@ -69,6 +69,11 @@ int OpenExisting(int fd, DescriptorState& slot);
 // The caller's close of the descriptor, once no call uses it any more.
 void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation);
 
+// Ends one use of generation `generation` of `fd` (a DescriptorUse's, or a
+// standing ring request's): the last use of a closing descriptor closes it.
+// Keeps errno.
+void ReleaseUse(int fd, DescriptorState& slot, std::uint32_t generation);
+
 // One call's use of a descriptor: while it lasts, Close() cannot release the
 // number (it cancels the call's waits instead, and the last use closes).
 class DescriptorUse {
@@ -104,26 +109,7 @@ class DescriptorUse {
   }
 
   ~DescriptorUse() {
-    if (slot_ == nullptr) return;
-    std::uint64_t word = slot_->word.load(std::memory_order_relaxed);
-    for (;;) {
-      // A generation that changed under us was reopened behind weft's back.
-      if (DescriptorState::GenerationOf(word) != generation_ ||
-          (word & DescriptorState::kUsersMask) == 0) {
-        return;
-      }
-      if (slot_->word.compare_exchange_weak(word, word - 1, std::memory_order_acq_rel,
-                                            std::memory_order_relaxed)) {
-        break;
-      }
-    }
-    const std::uint64_t left = word - 1;
-    if ((left & DescriptorState::kClosing) != 0 &&
-        (left & DescriptorState::kUsersMask) == 0) {
-      const int saved = detail::Errno();
-      FinishClose(fd_, *slot_, generation_);
-      detail::SetErrno(saved);
-    }
+    if (slot_ != nullptr) ReleaseUse(fd_, *slot_, generation_);
   }
 
   DescriptorUse(const DescriptorUse&) = delete;
