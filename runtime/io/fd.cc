@@ -265,6 +265,13 @@ void PeerAddress(int fd, sockaddr* addr, socklen_t* len) {
 int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
   Use use(listen_fd);
   if (!use.ok()) return -1;
+  // Waits for the accept stream's next edge; a wait that gives up leaves the
+  // stream standing only if other calls wait.
+  auto wait_for_stream = [&](bool through_poller) {
+    const int wait = use.WaitForEdge(IoDirection::kRead, deadline, through_poller);
+    if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
+    return wait;
+  };
   for (;;) {
     use.Snapshot(IoDirection::kRead);
     bool stands = false;
@@ -276,9 +283,7 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
     if (stands) {
       // The multishot accept takes whatever the backlog holds; its next
       // connection comes as an edge.
-      const bool through_poller = !detail::WaitsInRings(use.is_socket());
-      if (const int wait = use.WaitForEdge(IoDirection::kRead, deadline, through_poller)) {
-        if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
+      if (const int wait = wait_for_stream(!detail::WaitsInRings(use.is_socket()))) {
         detail::SetErrno(wait);
         return -1;
       }
@@ -300,8 +305,7 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
     if (FileRing* ring = use.Ring()) {
       switch (detail::ArmAcceptStream(use.slot(), use.generation(), listen_fd, ring)) {
         case detail::ArmResult::kWait:
-          wait = use.WaitForEdge(IoDirection::kRead, deadline, /*through_poller=*/false);
-          if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
+          wait = wait_for_stream(/*through_poller=*/false);
           break;
         case detail::ArmResult::kClosed:
           wait = ECANCELED;

@@ -34,6 +34,8 @@ struct AcceptStream : RingRequest {
   int pins = 0;              // calls that use it without the slot's lock
 
   bool Unused() const { return !attached && !armed && pins == 0; }
+  // Its request stands and is not being cancelled: it drains the backlog.
+  bool Stands() const { return armed && submitted && !stopping; }
 };
 
 namespace {
@@ -44,12 +46,6 @@ std::atomic<bool> refused_by_kernel{false};
 // after Close() and its waiting calls returned (one request per call keeps
 // that promise: the call returns once its request ended).
 std::atomic<bool> disabled_for_testing{true};
-
-bool Current(const DescriptorState& slot, std::uint32_t generation) {
-  const std::uint64_t word = slot.word.load(std::memory_order_relaxed);
-  return DescriptorState::GenerationOf(word) == generation &&
-         (word & DescriptorState::kClosing) == 0;
-}
 
 // The reaper's call for each completion of a stream's multishot accept.
 void OnCompletion(RingRequest* request, int result, unsigned flags) {
@@ -107,12 +103,12 @@ int TakeAccepted(DescriptorState& slot, std::uint32_t generation, bool* stands) 
   *stands = false;
   slot.lock.lock();
   AcceptStream* stream = slot.accept_stream;
-  if (stream != nullptr && Current(slot, generation)) {
+  if (stream != nullptr && HoldsOpen(slot, generation)) {
     if (!stream->accepted.empty()) {
       fd = stream->accepted.front();
       stream->accepted.pop_front();
     }
-    *stands = stream->armed && stream->submitted && !stream->stopping;
+    *stands = stream->Stands();
   }
   slot.lock.unlock();
   return fd;
@@ -122,7 +118,7 @@ ArmResult ArmAcceptStream(DescriptorState& slot, std::uint32_t generation, int f
                           FileRing* ring) {
   if (!MultishotAcceptEnabled()) return ArmResult::kOneShot;
   slot.lock.lock();
-  if (!Current(slot, generation)) {
+  if (!HoldsOpen(slot, generation)) {
     slot.lock.unlock();
     return ArmResult::kClosed;
   }
@@ -169,8 +165,8 @@ ArmResult ArmAcceptStream(DescriptorState& slot, std::uint32_t generation, int f
 void StopAcceptStreamIfIdle(DescriptorState& slot, std::uint32_t generation) {
   slot.lock.lock();
   AcceptStream* stream = slot.accept_stream;
-  if (stream != nullptr && Current(slot, generation) && stream->armed &&
-      stream->submitted && !stream->stopping && slot.waiters[0].empty()) {
+  if (stream != nullptr && HoldsOpen(slot, generation) && stream->Stands() &&
+      slot.waiters[0].empty()) {
     stream->stopping = true;
     stream->ring->Cancel(stream);
   }
@@ -184,8 +180,7 @@ void DetachAcceptStreamLocked(DescriptorState& slot) {
   stream->attached = false;
   for (const int fd : stream->accepted) Libc().close(fd);
   stream->accepted.clear();
-  if (stream->armed && stream->submitted && !stream->stopping)
-    stream->ring->Cancel(stream);
+  if (stream->Stands()) stream->ring->Cancel(stream);
   if (stream->Unused()) delete stream;
 }
 

@@ -69,6 +69,27 @@ int OpenExisting(int fd, DescriptorState& slot);
 // The caller's close of the descriptor, once no call uses it any more.
 void FinishClose(int fd, DescriptorState& slot, std::uint32_t generation);
 
+// Whether `slot` still holds generation `generation` of its descriptor, open
+// (not closing).
+inline bool HoldsOpen(const DescriptorState& slot, std::uint32_t generation) {
+  const std::uint64_t word = slot.word.load(std::memory_order_seq_cst);
+  return DescriptorState::GenerationOf(word) == generation &&
+         (word & DescriptorState::kClosing) == 0;
+}
+
+// Drops the fallback poller's registration of `fd`, which a plain thread that
+// no longer waits left behind, when the descriptor's waits now go elsewhere
+// (rings, an accept stream): the fallback poller's thread would wake them for
+// nothing. A plain thread that waits again registers it again.
+inline void DropIdleFallbackRegistrationLocked(int fd, DescriptorState& slot)
+    WEFT_REQUIRES(slot.lock) {
+  if (slot.poller == &FallbackPoller() && slot.waiters[0].empty() &&
+      slot.waiters[1].empty()) {
+    slot.poller->Unregister(fd);
+    slot.poller = nullptr;
+  }
+}
+
 // Ends one use of generation `generation` of `fd` (a DescriptorUse's, or a
 // standing ring request's): the last use of a closing descriptor closes it.
 // Keeps errno.
@@ -152,15 +173,9 @@ class DescriptorUse {
     // A fiber waits through its group's poller; a descriptor registered by a
     // plain thread (or whose group stopped) moves there.
     if (!through_poller) {
-      // Edges come from the descriptor's accept stream. As in OnRing, a
-      // registration a plain thread left behind goes: its poller's thread
-      // would wake the fiber for nothing, and race the stream for the
-      // connection.
-      if (slot.poller == &detail::FallbackPoller() && slot.waiters[0].empty() &&
-          slot.waiters[1].empty()) {
-        slot.poller->Unregister(fd_);
-        slot.poller = nullptr;
-      }
+      // Edges come from the descriptor's accept stream, which the fallback
+      // poller's thread would also race for the connection.
+      DropIdleFallbackRegistrationLocked(fd_, slot);
     } else if (detail::InFiber(worker) && slot.poller != &worker->group()->poller()) {
       IoPoller& target = worker->group()->poller();
       if (slot.poller == nullptr || slot.poller == &detail::FallbackPoller()) {
@@ -208,14 +223,8 @@ class DescriptorUse {
       slot.lock.unlock();
       return -ECANCELED;
     }
-    if (slot.poller == &detail::FallbackPoller() && slot.waiters[0].empty() &&
-        slot.waiters[1].empty()) {
-      // Registered by a plain thread that no longer waits: fibers wait in the
-      // rings, and the fallback poller's thread must not wake them (a plain
-      // thread that waits again registers it again).
-      slot.poller->Unregister(fd_);
-      slot.poller = nullptr;
-    }
+    // Fibers wait in the rings.
+    DropIdleFallbackRegistrationLocked(fd_, slot);
     // Queue behind the request in flight, whose end hands the turn on. With
     // none in flight this call makes the request, even if others queue: they
     // queued behind a request that ended, and the one it handed the turn to
@@ -278,11 +287,7 @@ class DescriptorUse {
 
  private:
   // Whether the slot still holds this call's descriptor, open.
-  bool Current(const DescriptorState& slot) const {
-    const std::uint64_t word = slot.word.load(std::memory_order_seq_cst);
-    return DescriptorState::GenerationOf(word) == generation_ &&
-           (word & DescriptorState::kClosing) == 0;
-  }
+  bool Current(const DescriptorState& slot) const { return HoldsOpen(slot, generation_); }
 
   int fd_;
   DescriptorState* slot_ = nullptr;
