@@ -62,6 +62,22 @@ int ConnectAndSayHello(std::uint16_t port, std::uint32_t id) {
   return fd;
 }
 
+// Has a fiber wait in Accept on `listener` (which arms its stream when
+// multishot accept is on) and connects to `port` for it; returns the client's
+// side of the connection it accepted, or -1.
+int ConnectToAWaitingAcceptor(int listener, std::uint16_t port) {
+  Fiber acceptor([&] {
+    const int fd = io::Accept(listener, nullptr, nullptr);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    if (fd >= 0) io::Close(fd);
+  });
+  EXPECT_TRUE(
+      PollUntil([&] { return detail::WaitersOn(listener) == 1; }, "the acceptor"));
+  const int client = ConnectTo(port);
+  acceptor.Join();
+  return client;
+}
+
 std::uint64_t MultishotAccepts() { return GetRuntimeStats().file_io.multishot_accepts; }
 
 // Parameter: whether multishot accept is on.
@@ -175,16 +191,8 @@ TEST_P(AcceptStreamTest, ClosingTheListenerClosesTheConnectionsItHeld) {
   const int listener = Listen(&port);
   ASSERT_GE(listener, 0);
   // A waiting Accept arms the stream.
-  Fiber first([&] {
-    const int fd = io::Accept(listener, nullptr, nullptr);
-    EXPECT_GE(fd, 0) << std::strerror(errno);
-    if (fd >= 0) io::Close(fd);
-  });
-  ASSERT_TRUE(
-      PollUntil([&] { return detail::WaitersOn(listener) == 1; }, "the acceptor"));
-  const int first_client = ConnectTo(port);
+  const int first_client = ConnectToAWaitingAcceptor(listener, port);
   ASSERT_GE(first_client, 0);
-  first.Join();
   const std::uint64_t before = MultishotAccepts();
   constexpr int kHeld = 5;
   std::vector<int> held;
@@ -216,18 +224,7 @@ TEST_P(AcceptStreamTest, ConnectionsOutliveTheRuntime) {
   std::uint16_t port = 0;
   const int listener = Listen(&port);
   ASSERT_GE(listener, 0);
-  int first_client = -1;
-  Fiber([&] {
-    Fiber acceptor([&] {
-      const int fd = io::Accept(listener, nullptr, nullptr);
-      EXPECT_GE(fd, 0) << std::strerror(errno);
-      if (fd >= 0) io::Close(fd);
-    });
-    ASSERT_TRUE(
-        PollUntil([&] { return detail::WaitersOn(listener) == 1; }, "the acceptor"));
-    first_client = ConnectTo(port);
-    acceptor.Join();
-  }).Join();
+  const int first_client = ConnectToAWaitingAcceptor(listener, port);
   ASSERT_GE(first_client, 0);
   // While the stream stands (with multishot accept on), before and after
   // the runtime's end.
