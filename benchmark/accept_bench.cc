@@ -179,7 +179,7 @@ Round Measure(const Engine& engine) {
   weft::Fiber([&] { weft::io::Close(listener); }).Join();
   for (weft::Fiber& acceptor : acceptors) acceptor.Join();
   weft::TerminateRuntime();
-  weft::detail::SetMultishotAcceptForTesting(false);
+  weft::detail::SetMultishotAcceptForTesting(true);  // the default
   std::vector<std::int64_t> all;
   for (std::uint32_t i = 0; i < FLAGS_clients; ++i) {
     if (!errors[i].empty()) round.error = errors[i];

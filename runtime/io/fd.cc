@@ -272,6 +272,13 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
     if (wait == ETIMEDOUT) detail::StopAcceptStreamIfIdle(use.slot(), use.generation());
     return wait;
   };
+  // A wait that ended in an error; one that Close() cancelled returns once
+  // the listener's stream no longer stands (accept_stream.h).
+  auto fail = [&](int error) {
+    if (error == ECANCELED) detail::AwaitDetachedAcceptStream(use.slot(), use.generation());
+    detail::SetErrno(error);
+    return -1;
+  };
   for (;;) {
     use.Snapshot(IoDirection::kRead);
     bool stands = false;
@@ -284,8 +291,7 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
       // The multishot accept takes whatever the backlog holds; its next
       // connection comes as an edge.
       if (const int wait = wait_for_stream(!detail::WaitsInRings(use.is_socket()))) {
-        detail::SetErrno(wait);
-        return -1;
+        return fail(wait);
       }
       continue;
     }
@@ -326,10 +332,7 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
     } else {
       wait = use.WaitForEdge(IoDirection::kRead, deadline);
     }
-    if (wait != 0) {
-      detail::SetErrno(wait);
-      return -1;
-    }
+    if (wait != 0) return fail(wait);
   }
 }
 
@@ -613,7 +616,13 @@ int Close(int fd) {
   }
   slot->lock.unlock();
   WaitQueue::WakeAll(cancelled);
-  if ((word & DescriptorState::kUsersMask) == 0) FinishClose(fd, *slot, generation);
+  if ((word & DescriptorState::kUsersMask) == 0) {
+    FinishClose(fd, *slot, generation);
+  } else {
+    // A listener's multishot accept holds the socket until its cancellation
+    // completes: Close() returns after that, as close(2) would.
+    detail::AwaitDetachedAcceptStream(*slot, generation);
+  }
   return 0;
 }
 

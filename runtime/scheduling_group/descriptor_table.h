@@ -76,6 +76,10 @@ struct DescriptorState {
   // With the io_uring socket engine, a listener's multishot accept and the
   // connections it accepted that no call took yet.
   AcceptStream* accept_stream WEFT_GUARDED_BY(lock) = nullptr;
+  // Streams that Close() (or the reuse of the number) detached while their
+  // request still stood: the kernel holds the listening socket until each
+  // one's last completion, which Close() and the calls it cancelled wait for.
+  AcceptStream* closing_accept_streams WEFT_GUARDED_BY(lock) = nullptr;
   // Set when the descriptor is opened (under `lock`, before kOpen is
   // published); read by the calls that use it.
   bool pollable = false;

@@ -2,7 +2,8 @@
 // (runtime/io/detail/accept_stream.h) takes connections for the calls that
 // wait: each connection reaches exactly one caller, fibers and plain threads
 // alike, with its peer's address; Close() closes the connections the stream
-// held; connections survive the runtime's end; and with multishot accept
+// held; a closed listener refuses connections once Close() returned;
+// connections survive the runtime's end; and with multishot accept
 // turned off the one-shot requests do the same.
 #include "runtime/io/detail/accept_stream.h"
 
@@ -62,6 +63,18 @@ int ConnectAndSayHello(std::uint16_t port, std::uint32_t id) {
   return fd;
 }
 
+// Connecting to `port`, whose listener was closed, is refused.
+void ExpectRefused(std::uint16_t port, int round) {
+  const int client = ConnectTo(port);
+  const int error = errno;
+  if (client >= 0) {
+    ADD_FAILURE() << "round " << round << ": a closed listener accepted a connection";
+    io::Close(client);
+    return;
+  }
+  EXPECT_EQ(error, ECONNREFUSED) << "round " << round << ": " << std::strerror(error);
+}
+
 // Has a fiber wait in Accept on `listener` (which arms its stream when
 // multishot accept is on) and connects to `port` for it; returns the client's
 // side of the connection it accepted, or -1.
@@ -93,7 +106,7 @@ class AcceptStreamTest : public ::testing::TestWithParam<bool> {
 
   void TearDown() override {
     if (started_) TerminateRuntime();
-    detail::SetMultishotAcceptForTesting(false);
+    detail::SetMultishotAcceptForTesting(true);  // the default
   }
 
   void StartOurRuntime() {
@@ -215,6 +228,46 @@ TEST_P(AcceptStreamTest, ClosingTheListenerClosesTheConnectionsItHeld) {
     io::Close(fd);
   }
   io::Close(first_client);
+}
+
+// Once Close() and the Accept it cancelled have returned, the listener
+// refuses connections: the kernel held the socket until the stream's
+// request ended, and Close() and the cancelled call return only after that.
+TEST_P(AcceptStreamTest, AfterCloseAndTheCallItCancelledTheListenerRefuses) {
+  const int rounds = Scaled(40, 10);
+  for (int round = 0; round < rounds; ++round) {
+    std::uint16_t port = 0;
+    const int listener = Listen(&port);
+    ASSERT_GE(listener, 0);
+    int result = 0, error = 0;
+    Fiber acceptor([&] {
+      result = io::Accept(listener, nullptr, nullptr);
+      error = errno;
+    });
+    ASSERT_TRUE(
+        PollUntil([&] { return detail::WaitersOn(listener) == 1; }, "the acceptor"));
+    ASSERT_EQ(io::Close(listener), 0);
+    acceptor.Join();
+    EXPECT_EQ(result, -1);
+    EXPECT_EQ(error, ECANCELED) << std::strerror(error);
+    ExpectRefused(port, round);
+  }
+}
+
+// So does a listener whose stream stands with no call waiting (it accepted
+// a connection and its acceptor is busy with it): once Close() returns.
+TEST_P(AcceptStreamTest, AfterCloseWithNoCallWaitingTheListenerRefuses) {
+  const int rounds = Scaled(40, 10);
+  for (int round = 0; round < rounds; ++round) {
+    std::uint16_t port = 0;
+    const int listener = Listen(&port);
+    ASSERT_GE(listener, 0);
+    const int first_client = ConnectToAWaitingAcceptor(listener, port);
+    ASSERT_GE(first_client, 0);
+    ASSERT_EQ(io::Close(listener), 0);
+    ExpectRefused(port, round);
+    io::Close(first_client);
+  }
 }
 
 // A stream still standing when the runtime terminates loses nothing: the

@@ -32,6 +32,11 @@ struct AcceptStream : RingRequest {
   bool stopping = false;     // ... and holds kMaxHeld: cancelled
   FileRing* ring = nullptr;  // where it stands
   int pins = 0;              // calls that use it without the slot's lock
+  // Detached while armed: linked in slot->closing_accept_streams, where
+  // Close() and the calls it cancelled wait in `closing_waiters` for the
+  // request's last completion.
+  AcceptStream* next_closing = nullptr;
+  WaitQueue closing_waiters;
 
   bool Unused() const { return !attached && !armed && pins == 0; }
   // Its request stands and is not being cancelled: it drains the backlog.
@@ -41,11 +46,20 @@ struct AcceptStream : RingRequest {
 namespace {
 
 std::atomic<bool> refused_by_kernel{false};
-// Off by default: a call that Close() cancels returns before the stream's
-// request has ended, so the listener may still take connections for a moment
-// after Close() and its waiting calls returned (one request per call keeps
-// that promise: the call returns once its request ended).
-std::atomic<bool> disabled_for_testing{true};
+std::atomic<bool> disabled_for_testing{false};
+
+// Unlinks a detached `stream` from its slot's closing streams.
+void UnlinkClosingLocked(DescriptorState& slot, AcceptStream* stream)
+    WEFT_REQUIRES(slot.lock) {
+  for (AcceptStream** link = &slot.closing_accept_streams; *link != nullptr;
+       link = &(*link)->next_closing) {
+    if (*link == stream) {
+      *link = stream->next_closing;
+      stream->next_closing = nullptr;
+      return;
+    }
+  }
+}
 
 // The reaper's call for each completion of a stream's multishot accept.
 void OnCompletion(RingRequest* request, int result, unsigned flags) {
@@ -54,10 +68,15 @@ void OnCompletion(RingRequest* request, int result, unsigned flags) {
   const bool last = (flags & IORING_CQE_F_MORE) == 0;
   int stray = -1;
   Waiter* woken = nullptr;
+  Waiter* closers = nullptr;
   slot.lock.lock();
   if (last) {
     stream->armed = false;
     stream->ring = nullptr;
+    if (!stream->attached) {
+      UnlinkClosingLocked(slot, stream);
+      closers = stream->closing_waiters.PopAll();
+    }
     // The backlog was empty and the listener listening a moment ago (the
     // caller's accept said EAGAIN): EINVAL is a kernel without multishot
     // accept (before 5.19).
@@ -84,7 +103,12 @@ void OnCompletion(RingRequest* request, int result, unsigned flags) {
   if (stray >= 0) Libc().close(stray);
   if (woken != nullptr) WaitQueue::Wake(woken);
   if (unused) delete stream;
-  if (last) ReleaseUse(fd, slot, generation);
+  if (last) {
+    // The kernel let go of the socket; with no other use left this closes
+    // it, before Close() and its cancelled calls return.
+    ReleaseUse(fd, slot, generation);
+    WaitQueue::WakeAll(closers);
+  }
 }
 
 }  // namespace
@@ -180,8 +204,24 @@ void DetachAcceptStreamLocked(DescriptorState& slot) {
   stream->attached = false;
   for (const int fd : stream->accepted) Libc().close(fd);
   stream->accepted.clear();
+  if (stream->armed) {
+    stream->next_closing = slot.closing_accept_streams;
+    slot.closing_accept_streams = stream;
+  }
   if (stream->Stands()) stream->ring->Cancel(stream);
   if (stream->Unused()) delete stream;
+}
+
+void AwaitDetachedAcceptStream(DescriptorState& slot, std::uint32_t generation) {
+  slot.lock.lock();
+  AcceptStream* stream = slot.closing_accept_streams;
+  while (stream != nullptr && stream->generation != generation) stream = stream->next_closing;
+  if (stream == nullptr) {
+    slot.lock.unlock();
+    return;
+  }
+  Waiter waiter;
+  stream->closing_waiters.Park(&waiter, slot.lock);
 }
 
 }  // namespace weft::detail

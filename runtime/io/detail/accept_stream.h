@@ -23,7 +23,10 @@
 // request stands in a ring. Close() (or the reuse of the number) detaches it:
 // the connections still queued are closed, as the kernel closes a backlog, and
 // the standing request is cancelled; a connection the kernel delivers after
-// that is closed too. The stream is freed once it is detached and not armed.
+// that is closed too. Close() and the calls it cancelled return only after
+// the request's last completion: until then the kernel holds the listening
+// socket, which would still take connections. The stream is freed once it is
+// detached and not armed.
 // A request that ends by itself (an error such as EMFILE, or the ring's
 // destruction at TerminateRuntime) disarms the stream and wakes a waiter,
 // whose own accept(2) reports the error or finds the backlog empty and arms
@@ -40,9 +43,8 @@
 
 namespace weft::detail {
 
-// Whether multishot accept is in use: it was turned on (it is off by default,
-// see accept_stream.cc), the io_uring socket engine is in use, and the kernel
-// has not refused a multishot accept.
+// Whether multishot accept is in use: the io_uring socket engine is in use,
+// the kernel has not refused a multishot accept, and no test turned it off.
 bool MultishotAcceptEnabled();
 // Turns multishot accept on (or off) for listeners armed from now on; for
 // tests and benchmarks that compare it with one accept request per call.
@@ -75,6 +77,14 @@ void StopAcceptStreamIfIdle(DescriptorState& slot, std::uint32_t generation);
 // Detaches `slot`'s stream, if any, as its descriptor closes or its number is
 // reused: closes the connections it queued and cancels its standing request.
 void DetachAcceptStreamLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock);
+
+// Returns once no stream of generation `generation` of `slot` that was
+// detached stands in a ring any more: its listening socket is then released
+// by the kernel and, with no other use left, closed. Close() calls it, and so
+// does each Accept that Close() cancelled, so that a listener refuses
+// connections once Close() and its cancelled calls returned, as it does
+// with one accept request per call. Any thread or fiber.
+void AwaitDetachedAcceptStream(DescriptorState& slot, std::uint32_t generation);
 
 }  // namespace weft::detail
 
