@@ -237,7 +237,8 @@ void DumpRuntimeStats(std::ostream& out) {
        << files.completed << " ring-full-waits " << files.room_waits
        << " blocking-pool-calls " << files.fallbacks << "\n";
   text << "sockets: engine " << files.socket_engine << " multishot-accepts "
-       << files.multishot_accepts << "\n";
+       << files.multishot_accepts << " multishot-receives " << files.multishot_receives
+       << " received-bytes " << files.multishot_received_bytes << "\n";
   const HibernationStats& hibernation = stats.hibernation;
   if (hibernation.enabled) {
     text << "hibernation: fibers " << hibernation.hibernated_now << " holding "

@@ -84,6 +84,10 @@ struct FileIoStats {
   std::uint64_t room_waits = 0;  // times a fiber found its worker's ring full
   // Connections the listeners' multishot accepts took (io_uring socket engine).
   std::uint64_t multishot_accepts = 0;
+  // Receives the connections' multishot receives made (io_uring socket
+  // engine), and the bytes they received.
+  std::uint64_t multishot_receives = 0;
+  std::uint64_t multishot_received_bytes = 0;
   // Fibers' calls that ran on the blocking pool instead (engine, or a ring the
   // kernel refused to create).
   std::uint64_t fallbacks = 0;

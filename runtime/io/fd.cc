@@ -21,6 +21,7 @@
 #include "runtime/io/detail/accept_stream.h"
 #include "runtime/io/detail/descriptor_use.h"
 #include "runtime/io/detail/hooked_calls.h"
+#include "runtime/io/detail/receive_stream.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/fiber_worker.h"
 #include "runtime/scheduling_group/file_ring.h"
@@ -196,6 +197,83 @@ std::size_t IovTotal(const iovec* iov, int iovcnt) {
   return total;
 }
 
+// Transfer for a read of the byte stream into `iov` with recv(2)'s `flags`:
+// the bytes the connection's receive stream holds come first
+// (receive_stream.h), and while the stream is armed the call waits for its
+// edges instead of reading the socket; `on_taken()` runs when the call was
+// served from the stream. With the io_uring socket engine a read that found
+// the socket empty arms the stream when `may_arm`.
+template <class Op, class Prepare, class OnTaken>
+ssize_t Receive(int fd, const iovec* iov, int iovcnt, int flags, Deadline deadline,
+                bool may_arm, Op op, Prepare prepare, OnTaken on_taken) {
+  const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
+  if ((flags & (MSG_OOB | MSG_ERRQUEUE)) != 0 || IovTotal(iov, iovcnt) == 0) {
+    // Queues of their own, or nothing to read: the socket answers.
+    return Transfer(fd, IoDirection::kRead, deadline, dont_wait, op, prepare);
+  }
+  Use use(fd);
+  if (!use.ok()) return -1;
+  // A wait that ended in an error; one that Close() cancelled returns once
+  // the connection's stream no longer stands.
+  auto fail = [&](int error) {
+    if (error == ECANCELED) detail::AwaitDetachedStreams(use.slot(), use.generation());
+    detail::SetErrno(error);
+    return ssize_t{-1};
+  };
+  for (;;) {
+    use.Snapshot(IoDirection::kRead);
+    bool armed = false;
+    const ssize_t taken =
+        detail::TakeReceived(use.slot(), use.generation(), iov, iovcnt, flags, &armed);
+    if (taken != 0) {
+      if (taken > 0) on_taken();
+      use.PassOn(IoDirection::kRead);
+      return taken;
+    }
+    if (armed) {
+      if (dont_wait) return fail(EAGAIN);
+      if (const int wait = use.WaitForEdge(IoDirection::kRead, deadline,
+                                           !detail::WaitsInRings(use.is_socket()))) {
+        return fail(wait);
+      }
+      continue;
+    }
+    // Closing: the bytes a stream held were dropped, so the socket's later
+    // ones must not be read either.
+    if (!detail::HoldsOpen(use.slot(), use.generation())) return fail(ECANCELED);
+    const ssize_t result = op(use);
+    if (result >= 0) {
+      use.PassOn(IoDirection::kRead);
+      return result;
+    }
+    const int error = detail::Errno();
+    if (error == EINTR) continue;
+    if (!WouldBlock(error) || dont_wait || !use.pollable()) {
+      use.PassOn(IoDirection::kRead);
+      detail::SetErrno(error);
+      return -1;
+    }
+    int wait = 0;
+    if (FileRing* ring = use.Ring()) {
+      const detail::ArmResult arm =
+          may_arm ? detail::ArmReceiveStream(use.slot(), use.generation(), fd, ring)
+                  : detail::ArmResult::kOneShot;
+      if (arm == detail::ArmResult::kWait) continue;  // take, or wait for its edge
+      if (arm == detail::ArmResult::kClosed) return fail(ECANCELED);
+      const ssize_t done = use.OnRing(ring, IoDirection::kRead, deadline, prepare);
+      if (done == Use::kRetry) continue;
+      if (done >= 0) {
+        use.PassOn(IoDirection::kRead);
+        return done;
+      }
+      wait = static_cast<int>(-done);
+    } else {
+      wait = use.WaitForEdge(IoDirection::kRead, deadline);
+    }
+    if (wait != 0) return fail(wait);
+  }
+}
+
 // After a probe found the descriptor not ready for `events`: waits for an
 // edge, or with the io_uring socket engine for a poll request in the ring.
 // 0 (look again) or an errno.
@@ -215,6 +293,27 @@ int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
   if (!use.ok()) return -1;
   for (;;) {
     use.Snapshot(direction);
+    if (direction == IoDirection::kRead) {
+      // Bytes a receive stream holds are readable; while it is armed the
+      // socket shows none (its request takes them), so its edges are waited
+      // for instead.
+      char byte;
+      const iovec one{&byte, 1};
+      bool armed = false;
+      if (detail::TakeReceived(use.slot(), use.generation(), &one, 1, MSG_PEEK, &armed) != 0) {
+        use.PassOn(direction);
+        return 0;
+      }
+      if (armed) {
+        if (const int wait = use.WaitForEdge(direction, deadline,
+                                             !detail::WaitsInRings(use.is_socket()))) {
+          if (wait == ECANCELED) detail::AwaitDetachedStreams(use.slot(), use.generation());
+          detail::SetErrno(wait);
+          return -1;
+        }
+        continue;
+      }
+    }
     pollfd probe{fd, events, 0};
     const int ready = Libc().poll(&probe, 1, 0);
     if (ready > 0 || !use.pollable()) {
@@ -275,7 +374,7 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
   // A wait that ended in an error; one that Close() cancelled returns once
   // the listener's stream no longer stands (accept_stream.h).
   auto fail = [&](int error) {
-    if (error == ECANCELED) detail::AwaitDetachedAcceptStream(use.slot(), use.generation());
+    if (error == ECANCELED) detail::AwaitDetachedStreams(use.slot(), use.generation());
     detail::SetErrno(error);
     return -1;
   };
@@ -400,40 +499,47 @@ int Connect(int fd, const sockaddr* addr, socklen_t len, Deadline deadline) {
 
 ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
   // The ring engine serves sockets only (Use::Ring), as recv.
-  return Transfer(
-      fd, IoDirection::kRead, deadline, false, [&](Use&) { return Libc().read(fd, buf, n); },
-      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), 0); });
+  const iovec iov{buf, n};
+  return Receive(
+      fd, &iov, 1, 0, deadline, /*may_arm=*/true,
+      [&](Use&) { return Libc().read(fd, buf, n); },
+      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), 0); },
+      [] {});
 }
 
 ssize_t ReadV(int fd, const iovec* iov, int iovcnt, Deadline deadline) {
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = static_cast<std::size_t>(std::max(iovcnt, 0));
-  return Transfer(
-      fd, IoDirection::kRead, deadline, false,
+  return Receive(
+      fd, iov, std::max(iovcnt, 0), 0, deadline, /*may_arm=*/true,
       [&](Use&) { return Libc().readv(fd, iov, iovcnt); },
-      [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); });
+      [&](io_uring_sqe* sqe) { io_uring_prep_recvmsg(sqe, fd, &msg, 0); }, [] {});
 }
 
 ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
   const bool dont_wait = (flags & MSG_DONTWAIT) != 0;
   if ((flags & MSG_WAITALL) == 0 || dont_wait) {
-    return Transfer(
-        fd, IoDirection::kRead, deadline, dont_wait,
+    const iovec iov{buf, n};
+    return Receive(
+        fd, &iov, 1, flags, deadline, /*may_arm=*/true,
         [&](Use&) { return Libc().recv(fd, buf, n, flags); },
-        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), flags); });
+        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), flags); },
+        [] {});
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
   std::size_t done = 0;
   while (done < n) {
     char* at = static_cast<char*>(buf) + done;
-    const ssize_t got = Transfer(
-        fd, IoDirection::kRead, deadline, false,
+    const iovec iov{at, n - done};
+    const ssize_t got = Receive(
+        fd, &iov, 1, flags & ~MSG_WAITALL, deadline, /*may_arm=*/true,
         [&](Use&) { return Libc().recv(fd, at, n - done, flags); },
         [&](io_uring_sqe* sqe) {
           // The loop gathers the rest: the ring returns what one recv gets.
           io_uring_prep_recv(sqe, fd, at, detail::RingLength(n - done), flags & ~MSG_WAITALL);
-        });
+        },
+        [] {});
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
     if (got == 0) break;
     done += static_cast<std::size_t>(got);
@@ -443,18 +549,19 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
 
 ssize_t RecvFrom(int fd, void* buf, std::size_t n, int flags, sockaddr* addr,
                  socklen_t* len, Deadline deadline) {
-  iovec iov{buf, n};
+  const iovec iov{buf, n};
+  iovec ring_iov{buf, n};
   msghdr msg{};
   bool on_ring = false;
-  const ssize_t result = Transfer(
-      fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+  const ssize_t result = Receive(
+      fd, &iov, 1, flags, deadline, /*may_arm=*/true,
       [&](Use&) {
         on_ring = false;
         return Libc().recvfrom(fd, buf, n, flags, addr, len);
       },
       [&](io_uring_sqe* sqe) {
         msg = msghdr{};
-        msg.msg_iov = &iov;
+        msg.msg_iov = &ring_iov;
         msg.msg_iovlen = 1;
         if (addr != nullptr && len != nullptr) {
           msg.msg_name = addr;
@@ -462,17 +569,30 @@ ssize_t RecvFrom(int fd, void* buf, std::size_t n, int flags, sockaddr* addr,
         }
         on_ring = true;
         io_uring_prep_recvmsg(sqe, fd, &msg, static_cast<unsigned>(flags));
+      },
+      [&] {
+        // A TCP connection's stream: recvfrom(2) gives no address there.
+        on_ring = false;
+        if (len != nullptr) *len = 0;
       });
   if (result >= 0 && on_ring && addr != nullptr && len != nullptr) *len = msg.msg_namelen;
   return result;
 }
 
 ssize_t RecvMsg(int fd, msghdr* msg, int flags, Deadline deadline) {
-  return Transfer(
-      fd, IoDirection::kRead, deadline, (flags & MSG_DONTWAIT) != 0,
+  // A call that asks for ancillary data does not arm a stream (whose
+  // receives carry none); a stream armed already serves it without any.
+  return Receive(
+      fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags, deadline,
+      /*may_arm=*/msg->msg_controllen == 0,
       [&](Use&) { return Libc().recvmsg(fd, msg, flags); },
       [&](io_uring_sqe* sqe) {
         io_uring_prep_recvmsg(sqe, fd, msg, static_cast<unsigned>(flags));
+      },
+      [&] {
+        msg->msg_namelen = 0;
+        msg->msg_controllen = 0;
+        msg->msg_flags = 0;
       });
 }
 
@@ -621,7 +741,7 @@ int Close(int fd) {
   } else {
     // A listener's multishot accept holds the socket until its cancellation
     // completes: Close() returns after that, as close(2) would.
-    detail::AwaitDetachedAcceptStream(*slot, generation);
+    detail::AwaitDetachedStreams(*slot, generation);
   }
   return 0;
 }

@@ -35,7 +35,9 @@ namespace weft::detail {
 
 class IoPoller;
 struct RingRequest;
-struct AcceptStream;  // runtime/io/detail/accept_stream.h
+struct StandingStream;  // runtime/io/detail/standing_stream.h
+struct AcceptStream;    // runtime/io/detail/accept_stream.h
+struct ReceiveStream;   // runtime/io/detail/receive_stream.h
 
 enum class IoDirection : std::uint8_t { kRead = 0, kWrite = 1 };
 
@@ -76,10 +78,20 @@ struct DescriptorState {
   // With the io_uring socket engine, a listener's multishot accept and the
   // connections it accepted that no call took yet.
   AcceptStream* accept_stream WEFT_GUARDED_BY(lock) = nullptr;
+  // With the io_uring socket engine, a connection's multishot receive and the
+  // bytes it received that no call took yet.
+  ReceiveStream* receive_stream WEFT_GUARDED_BY(lock) = nullptr;
+  // Whether receive_stream is set, for reads that look without the lock (on
+  // the epoll engine a read never takes the lock for it).
+  std::atomic<bool> has_receive_stream{false};
+  // Whether the descriptor may get a receive stream: 0 not known yet (set at
+  // each opening), 1 a TCP socket, -1 not (another kind, or the syscall hooks
+  // use it). Written under `lock`.
+  std::atomic<std::int8_t> receive_kind{0};
   // Streams that Close() (or the reuse of the number) detached while their
-  // request still stood: the kernel holds the listening socket until each
-  // one's last completion, which Close() and the calls it cancelled wait for.
-  AcceptStream* closing_accept_streams WEFT_GUARDED_BY(lock) = nullptr;
+  // request still stood: the kernel holds the file until each one's last
+  // completion, which Close() and the calls it cancelled wait for.
+  StandingStream* closing_streams WEFT_GUARDED_BY(lock) = nullptr;
   // Set when the descriptor is opened (under `lock`, before kOpen is
   // published); read by the calls that use it.
   bool pollable = false;

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +121,62 @@ FileRing::~FileRing() {
     io_uring_queue_exit(&ring_);
   }
   if (event_fd_ >= 0) Libc().close(event_fd_);
+  if (buf_ring_ != nullptr) munmap(buf_ring_, kProvidedCount * sizeof(io_uring_buf));
+  if (buffers_ != nullptr) munmap(buffers_, std::size_t{kProvidedCount} * kProvidedSize);
+}
+
+bool FileRing::ProvideBuffers() {
+  const int state = provided_state_.load(std::memory_order_acquire);
+  if (state != 0) return state > 0;
+  provided_lock_.lock();
+  if (provided_state_.load(std::memory_order_relaxed) == 0) {
+    // Untouched pages: a buffer costs memory once the kernel first fills it.
+    const std::size_t ring_bytes = kProvidedCount * sizeof(io_uring_buf);
+    const std::size_t buffer_bytes = std::size_t{kProvidedCount} * kProvidedSize;
+    void* ring = mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* buffers = mmap(nullptr, buffer_bytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int registered = -ENOMEM;
+    if (ring != MAP_FAILED && buffers != MAP_FAILED) {
+      io_uring_buf_reg reg{};
+      reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring);
+      reg.ring_entries = kProvidedCount;
+      reg.bgid = kProvidedGroup;
+      registered = io_uring_register_buf_ring(&ring_, &reg, 0);
+    }
+    if (registered == 0) {
+      buf_ring_ = static_cast<io_uring_buf_ring*>(ring);
+      buffers_ = static_cast<char*>(buffers);
+      io_uring_buf_ring_init(buf_ring_);
+      const int mask = io_uring_buf_ring_mask(kProvidedCount);
+      for (unsigned i = 0; i < kProvidedCount; ++i) {
+        io_uring_buf_ring_add(buf_ring_, buffers_ + std::size_t{i} * kProvidedSize,
+                              kProvidedSize, static_cast<unsigned short>(i), mask,
+                              static_cast<int>(i));
+      }
+      io_uring_buf_ring_advance(buf_ring_, static_cast<int>(kProvidedCount));
+    } else {
+      if (ring != MAP_FAILED) munmap(ring, ring_bytes);
+      if (buffers != MAP_FAILED) munmap(buffers, buffer_bytes);
+    }
+    provided_state_.store(registered == 0 ? 1 : -1, std::memory_order_release);
+  }
+  provided_lock_.unlock();
+  return provided_state_.load(std::memory_order_acquire) > 0;
+}
+
+const char* FileRing::ProvidedBuffer(unsigned flags) const {
+  return buffers_ + std::size_t{flags >> IORING_CQE_BUFFER_SHIFT} * kProvidedSize;
+}
+
+void FileRing::ReturnBuffer(unsigned flags) {
+  // Only the reaper (one thread at a time, reaping_) returns buffers.
+  const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+  io_uring_buf_ring_add(buf_ring_, buffers_ + std::size_t{id} * kProvidedSize,
+                        kProvidedSize, static_cast<unsigned short>(id),
+                        io_uring_buf_ring_mask(kProvidedCount), 0);
+  io_uring_buf_ring_advance(buf_ring_, 1);
 }
 
 void FileRing::Submit() {
@@ -249,7 +306,12 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready, std::siz
       }
       if (request->on_completion != nullptr) {
         if ((cqe->flags & IORING_CQE_F_MORE) == 0) EndStanding(request);
-        if (result >= 0) standing_results_.fetch_add(1, std::memory_order_relaxed);
+        if (result > 0 && request->standing == RingRequest::Standing::kReceive) {
+          received_.fetch_add(1, std::memory_order_relaxed);
+          received_bytes_.fetch_add(static_cast<unsigned>(result), std::memory_order_relaxed);
+        } else if (result >= 0 && request->standing == RingRequest::Standing::kAccept) {
+          accepted_.fetch_add(1, std::memory_order_relaxed);
+        }
         request->on_completion(request, result, cqe->flags);
         completed_.fetch_add(1, std::memory_order_relaxed);
         continue;
@@ -325,7 +387,9 @@ void FileRing::AddStats(FileIoStats* out) const {
   out->submitted += submitted_.Get();
   out->completed += completed_.load(std::memory_order_relaxed);
   out->room_waits += room_waits_.load(std::memory_order_relaxed);
-  out->multishot_accepts += standing_results_.load(std::memory_order_relaxed);
+  out->multishot_accepts += accepted_.load(std::memory_order_relaxed);
+  out->multishot_receives += received_.load(std::memory_order_relaxed);
+  out->multishot_received_bytes += received_bytes_.load(std::memory_order_relaxed);
 }
 
 void ChooseFileEngine(const RuntimeOptions& options) {

@@ -101,6 +101,9 @@ struct RingRequest {
   // of waking a waiter. The call without F_MORE is its last: the request may
   // be freed from then on.
   void (*on_completion)(RingRequest* request, int result, unsigned flags) = nullptr;
+  // A standing request's kind, for the ring's counters (AddStats).
+  enum class Standing : std::uint8_t { kAccept, kReceive };
+  Standing standing = Standing::kAccept;
 };
 
 // The request travels from the submitter to the reaper through the kernel
@@ -185,6 +188,22 @@ class FileRing final : public CompletionSource {
   // Adds this ring's counters to `out`. Any thread.
   void AddStats(FileIoStats* out) const;
 
+  // Provided buffers for multishot receives (runtime/io/detail/
+  // receive_stream.h): kProvidedCount buffers of kProvidedSize bytes in
+  // buffer group kProvidedGroup, registered with the kernel on the first
+  // call. Returns false when the kernel refuses them (before Linux 5.19).
+  // Any thread.
+  bool ProvideBuffers();
+  static constexpr unsigned kProvidedGroup = 0;
+  static constexpr unsigned kProvidedCount = 1024;
+  static constexpr unsigned kProvidedSize = 1024;
+  // For a standing request's on_completion, run by the reaper: the bytes the
+  // kernel put in the buffer named by the completion's `flags`
+  // (IORING_CQE_F_BUFFER set), and the buffer's return to the kernel once
+  // they were copied out.
+  const char* ProvidedBuffer(unsigned flags) const;
+  void ReturnBuffer(unsigned flags);
+
  private:
   FileRing() = default;
   // Submits what was prepared: one request (and its linked timeout).
@@ -223,8 +242,17 @@ class FileRing final : public CompletionSource {
   OwnerCounter submitted_;  // added under submit_lock_ (one writer at a time)
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> room_waits_{0};
-  // Results of standing requests (connections multishot accepts took).
-  std::atomic<std::uint64_t> standing_results_{0};
+  // Results of standing requests: connections multishot accepts took,
+  // receives multishot receives made and their bytes.
+  std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> received_bytes_{0};
+
+  // Provided buffers (ProvideBuffers): 0 not tried, 1 registered, -1 refused.
+  std::atomic<int> provided_state_{0};
+  Spinlock provided_lock_;  // held while registering
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  char* buffers_ = nullptr;
 };
 
 // The engine file calls use, chosen by StartRuntime.

@@ -19,14 +19,12 @@
 // accepts on fills the kernel's backlog and pushes back on its clients, as it
 // would without a stream.
 //
-// Life: created and attached by the first Accept that arms it; armed while its
-// request stands in a ring. Close() (or the reuse of the number) detaches it:
+// Life (standing_stream.h): Close() (or the reuse of the number) detaches it:
 // the connections still queued are closed, as the kernel closes a backlog, and
 // the standing request is cancelled; a connection the kernel delivers after
 // that is closed too. Close() and the calls it cancelled return only after
 // the request's last completion: until then the kernel holds the listening
-// socket, which would still take connections. The stream is freed once it is
-// detached and not armed.
+// socket, which would still take connections.
 // A request that ends by itself (an error such as EMFILE, or the ring's
 // destruction at TerminateRuntime) disarms the stream and wakes a waiter,
 // whose own accept(2) reports the error or finds the backlog empty and arms
@@ -38,6 +36,7 @@
 #ifndef WEFT_RUNTIME_IO_DETAIL_ACCEPT_STREAM_H_
 #define WEFT_RUNTIME_IO_DETAIL_ACCEPT_STREAM_H_
 
+#include "runtime/io/detail/standing_stream.h"
 #include "runtime/scheduling_group/descriptor_table.h"
 #include "runtime/scheduling_group/file_ring.h"
 
@@ -57,12 +56,6 @@ void SetMultishotAcceptForTesting(bool enabled);
 // wait for its next edge without an accept(2) of its own.
 int TakeAccepted(DescriptorState& slot, std::uint32_t generation, bool* stands);
 
-enum class ArmResult {
-  kWait,     // a multishot accept stands: wait for the listener's next edge
-  kClosed,   // the descriptor is closing
-  kOneShot,  // multishot accept cannot be used: wait with a one-shot request
-};
-
 // After accept(2) on listener `fd` (generation `generation` of `slot`) said
 // EAGAIN: makes sure a multishot accept stands in a ring, submitting one to
 // `ring` (the calling fiber's worker's) if none does.
@@ -77,14 +70,6 @@ void StopAcceptStreamIfIdle(DescriptorState& slot, std::uint32_t generation);
 // Detaches `slot`'s stream, if any, as its descriptor closes or its number is
 // reused: closes the connections it queued and cancels its standing request.
 void DetachAcceptStreamLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock);
-
-// Returns once no stream of generation `generation` of `slot` that was
-// detached stands in a ring any more: its listening socket is then released
-// by the kernel and, with no other use left, closed. Close() calls it, and so
-// does each Accept that Close() cancelled, so that a listener refuses
-// connections once Close() and its cancelled calls returned, as it does
-// with one accept request per call. Any thread or fiber.
-void AwaitDetachedAcceptStream(DescriptorState& slot, std::uint32_t generation);
 
 }  // namespace weft::detail
 

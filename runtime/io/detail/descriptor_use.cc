@@ -9,6 +9,7 @@
 
 #include "runtime/detail/libc.h"
 #include "runtime/io/detail/accept_stream.h"
+#include "runtime/io/detail/receive_stream.h"
 
 namespace weft::detail {
 namespace {
@@ -43,6 +44,7 @@ Waiter* CancelWaitersLocked(DescriptorState& slot) {
       ring->Cancel(request);
   }
   detail::DetachAcceptStreamLocked(slot);
+  detail::DetachReceiveStreamLocked(slot);
   Waiter* list = nullptr;
   for (WaitQueue& queue : slot.waiters) {
     Waiter* popped = queue.PopAll();
@@ -86,6 +88,7 @@ int OpenSlot(int fd, DescriptorState& slot, bool is_socket, bool pollable, bool 
   }
   if (error == 0) {
     slot.pollable = pollable;
+    slot.receive_kind.store(0, std::memory_order_relaxed);
     slot.is_socket = is_socket;
     slot.user_nonblocking.store(view.nonblocking, std::memory_order_relaxed);
     slot.receive_timeout_ns.store(view.receive_timeout_ns, std::memory_order_relaxed);

@@ -20,6 +20,7 @@
 #include "runtime/detail/errno.h"
 #include "runtime/detail/libc.h"
 #include "runtime/fiber_local.h"
+#include "runtime/io/detail/receive_stream.h"
 #include "runtime/io/detail/resolver.h"
 #include "runtime/io/fd.h"
 #include "runtime/scheduling_group/descriptor_table.h"
@@ -74,6 +75,8 @@ DescriptorState* ThroughWeft(int fd) {
     slot = OpenSlot(fd);
     if (slot == nullptr) return nullptr;
   }
+  // A hooked poll(2) would not see bytes a receive stream took.
+  RefuseReceiveStreams(*slot);
   if (!slot->pollable || slot->user_nonblocking.load(std::memory_order_relaxed)) {
     return nullptr;
   }
