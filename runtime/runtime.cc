@@ -31,6 +31,7 @@
 #include "runtime/scheduling_group/stack_overflow.h"
 #include "runtime/scheduling_group/timer_worker.h"
 #include "runtime/io/detail/hooked_calls.h"
+#include "runtime/io/detail/standing_stream.h"
 
 namespace weft {
 namespace {
@@ -73,6 +74,7 @@ void StartRuntime(const RuntimeOptions& options) {
     RuntimeOptions engine_options = options;
     engine_options.io_engine = plan.io_engine;
     detail::ChooseFileEngine(engine_options);
+    detail::AllowMultishot(plan.io_uring_multishot);
   }
   if (options.stack_guard_page) detail::InstallStackOverflowHandler();
   detail::StopHibernation();  // left running by a StartRuntime that threw

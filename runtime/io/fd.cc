@@ -35,9 +35,9 @@ namespace {
 
 using detail::CancelWaitersLocked;
 using detail::DescriptorState;
+using detail::DirectionIndex;
 using detail::FileRing;
 using detail::FinishClose;
-using detail::DirectionIndex;
 using detail::IoDirection;
 using detail::Libc;
 using detail::OpenSlot;
@@ -300,14 +300,16 @@ int WaitFor(int fd, short events, IoDirection direction, Deadline deadline) {
       char byte;
       const iovec one{&byte, 1};
       bool armed = false;
-      if (detail::TakeReceived(use.slot(), use.generation(), &one, 1, MSG_PEEK, &armed) != 0) {
+      if (detail::TakeReceived(use.slot(), use.generation(), &one, 1, MSG_PEEK, &armed) !=
+          0) {
         use.PassOn(direction);
         return 0;
       }
       if (armed) {
         if (const int wait = use.WaitForEdge(direction, deadline,
                                              !detail::WaitsInRings(use.is_socket()))) {
-          if (wait == ECANCELED) detail::AwaitDetachedStreams(use.slot(), use.generation());
+          if (wait == ECANCELED)
+            detail::AwaitDetachedStreams(use.slot(), use.generation());
           detail::SetErrno(wait);
           return -1;
         }
@@ -381,7 +383,8 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
   for (;;) {
     use.Snapshot(IoDirection::kRead);
     bool stands = false;
-    if (const int fd = detail::TakeAccepted(use.slot(), use.generation(), &stands); fd >= 0) {
+    if (const int fd = detail::TakeAccepted(use.slot(), use.generation(), &stands);
+        fd >= 0) {
       use.PassOn(IoDirection::kRead);
       PeerAddress(fd, addr, len);
       return fd;
@@ -418,7 +421,8 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
         case detail::ArmResult::kOneShot: {
           const ssize_t fd =
               use.OnRing(ring, IoDirection::kRead, deadline, [&](io_uring_sqe* sqe) {
-                io_uring_prep_accept(sqe, listen_fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                io_uring_prep_accept(sqe, listen_fd, addr, len,
+                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
               });
           if (fd >= 0) {
             use.PassOn(IoDirection::kRead);
@@ -440,8 +444,9 @@ int AcceptOne(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) 
 int Accept(int listen_fd, sockaddr* addr, socklen_t* len, Deadline deadline) {
   const int accepted = AcceptOne(listen_fd, addr, len, deadline);
   if (accepted < 0) return -1;
-  if (const int error = OpenSlot(accepted, detail::DescriptorSlot(accepted),
-                                 /*is_socket=*/true, /*pollable=*/true, /*known_new=*/true)) {
+  if (const int error =
+          OpenSlot(accepted, detail::DescriptorSlot(accepted),
+                   /*is_socket=*/true, /*pollable=*/true, /*known_new=*/true)) {
     Libc().close(accepted);
     detail::SetErrno(error);
     return -1;
@@ -503,7 +508,9 @@ ssize_t Read(int fd, void* buf, std::size_t n, Deadline deadline) {
   return Receive(
       fd, &iov, 1, 0, deadline, /*may_arm=*/true,
       [&](Use&) { return Libc().read(fd, buf, n); },
-      [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), 0); },
+      [&](io_uring_sqe* sqe) {
+        io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), 0);
+      },
       [] {});
 }
 
@@ -524,7 +531,9 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
     return Receive(
         fd, &iov, 1, flags, deadline, /*may_arm=*/true,
         [&](Use&) { return Libc().recv(fd, buf, n, flags); },
-        [&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), flags); },
+        [&](io_uring_sqe* sqe) {
+          io_uring_prep_recv(sqe, fd, buf, detail::RingLength(n), flags);
+        },
         [] {});
   }
   // MSG_WAITALL on a non-blocking socket returns what is there: gather the rest.
@@ -537,7 +546,8 @@ ssize_t Recv(int fd, void* buf, std::size_t n, int flags, Deadline deadline) {
         [&](Use&) { return Libc().recv(fd, at, n - done, flags); },
         [&](io_uring_sqe* sqe) {
           // The loop gathers the rest: the ring returns what one recv gets.
-          io_uring_prep_recv(sqe, fd, at, detail::RingLength(n - done), flags & ~MSG_WAITALL);
+          io_uring_prep_recv(sqe, fd, at, detail::RingLength(n - done),
+                             flags & ~MSG_WAITALL);
         },
         [] {});
     if (got < 0) return done > 0 ? static_cast<ssize_t>(done) : -1;
@@ -605,7 +615,8 @@ ssize_t Write(int fd, const void* buf, std::size_t n, Deadline deadline) {
         return WithoutSigpipe([&] { return Libc().write(fd, bytes + done, n - done); });
       },
       [&](io_uring_sqe* sqe, std::size_t done) {
-        io_uring_prep_send(sqe, fd, bytes + done, detail::RingLength(n - done), MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, fd, bytes + done, detail::RingLength(n - done),
+                           MSG_NOSIGNAL);
       });
 }
 

@@ -142,6 +142,21 @@ std::size_t HibernateAfterMs(const RuntimeOptions& options) {
   return static_cast<std::size_t>(ms);
 }
 
+// Whether WEFT_IO_URING_MULTISHOT leaves multishot accepts and receives on
+// (unset or "1") or turns them off ("0").
+bool IoUringMultishot() {
+  const char* value = std::getenv("WEFT_IO_URING_MULTISHOT");
+  if (value == nullptr || *value == '\0') return true;
+  const std::string text = value;
+  if (text != "0" && text != "1") {
+    throw std::invalid_argument(
+        "weft: the environment variable WEFT_IO_URING_MULTISHOT is \"" + text +
+        "\"; set it to \"0\" (one io_uring request per socket call) or \"1\" "
+        "(multishot accepts and receives, the default), or unset it");
+  }
+  return text == "1";
+}
+
 }  // namespace
 
 RuntimePlan PlanRuntime(const RuntimeOptions& options) {
@@ -154,6 +169,7 @@ RuntimePlan PlanRuntime(const RuntimeOptions& options) {
   plan.scheduling_policy = SchedulingPolicy(options);
   plan.io_engine = IoEngine(options);
   plan.hibernate_after_ms = HibernateAfterMs(options);
+  plan.io_uring_multishot = IoUringMultishot();
   return plan;
 }
 

@@ -27,6 +27,10 @@ struct RuntimePlan {
   // RuntimeOptions::hibernate_parked_fibers_after_ms, or
   // WEFT_HIBERNATE_AFTER_MS from the environment.
   std::size_t hibernate_after_ms = 0;
+  // Whether the io_uring socket engine may use multishot accepts and
+  // receives: false when WEFT_IO_URING_MULTISHOT is "0" (to compare them
+  // with one request per call).
+  bool io_uring_multishot = true;
 };
 
 // The plan for `options` on this machine. Every option is checked first, so

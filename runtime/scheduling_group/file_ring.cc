@@ -232,7 +232,9 @@ void FileRing::CancelStanding() {
   const std::vector<RingRequest*> orphans = std::move(standing_);
   standing_.clear();
   standing_lock_.unlock();
-  for (RingRequest* request : orphans) request->on_completion(request, -ECANCELED, 0);
+  for (RingRequest* request : orphans) {
+    if (Waiter* woken = request->on_completion(request, -ECANCELED, 0)) WaitQueue::Wake(woken);
+  }
 }
 
 void FileRing::Cancel(RingRequest* request) {
@@ -278,8 +280,8 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
   return Reap(group, ready, capacity, /*with_standing=*/true);
 }
 
-std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready, std::size_t capacity,
-                           bool with_standing) {
+std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready,
+                           std::size_t capacity, bool with_standing) {
   std::size_t stored = 0;
   do {
     if (reaping_.load(std::memory_order_relaxed) ||
@@ -308,11 +310,14 @@ std::size_t FileRing::Reap(SchedulingGroup* group, FiberEntity** ready, std::siz
         if ((cqe->flags & IORING_CQE_F_MORE) == 0) EndStanding(request);
         if (result > 0 && request->standing == RingRequest::Standing::kReceive) {
           received_.fetch_add(1, std::memory_order_relaxed);
-          received_bytes_.fetch_add(static_cast<unsigned>(result), std::memory_order_relaxed);
+          received_bytes_.fetch_add(static_cast<unsigned>(result),
+                                    std::memory_order_relaxed);
         } else if (result >= 0 && request->standing == RingRequest::Standing::kAccept) {
           accepted_.fetch_add(1, std::memory_order_relaxed);
         }
-        request->on_completion(request, result, cqe->flags);
+        if (Waiter* woken = request->on_completion(request, result, cqe->flags)) {
+          Deliver(woken, group, ready, capacity, &stored);
+        }
         completed_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
@@ -411,8 +416,9 @@ void ChooseFileEngine(const RuntimeOptions& options) {
   }
   state.entries.store(static_cast<unsigned>(options.io_uring_entries),
                       std::memory_order_relaxed);
-  // Sockets go through the rings only when asked for: on this kernel epoll
-  // serves W11 about twice as fast (docs/io.md, "Sockets on io_uring").
+  // Sockets go through the rings only when asked for: on this kernel the
+  // ring engine, multishot receives and all, is only level with epoll on W11
+  // (docs/io.md, "Measured: epoll against io_uring for sockets").
   const bool socket_rings = rings && options.io_engine == "io_uring";
   state.rings.store(rings, std::memory_order_release);
   state.socket_rings.store(socket_rings, std::memory_order_release);

@@ -100,7 +100,9 @@ struct RingRequest {
   // the CQE's result and flags (IORING_CQE_F_MORE while it stands), instead
   // of waking a waiter. The call without F_MORE is its last: the request may
   // be freed from then on.
-  void (*on_completion)(RingRequest* request, int result, unsigned flags) = nullptr;
+  // It returns the waiter the completion wakes, if any, which the reaper
+  // hands on as it does a waiting request's fiber (into its worker's batch).
+  Waiter* (*on_completion)(RingRequest* request, int result, unsigned flags) = nullptr;
   // A standing request's kind, for the ring's counters (AddStats).
   enum class Standing : std::uint8_t { kAccept, kReceive };
   Standing standing = Standing::kAccept;

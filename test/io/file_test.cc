@@ -536,7 +536,9 @@ TEST(File, StatsSayWhichEngineFilesAndSocketsUse) {
   TerminateRuntime();
   EXPECT_NE(out.str().find("file I/O: engine blocking pool"), std::string::npos)
       << out.str();
-  EXPECT_NE(out.str().find("\nsockets: engine epoll multishot-accepts 0 multishot-receives 0 received-bytes 0\n"), std::string::npos)
+  EXPECT_NE(out.str().find("\nsockets: engine epoll multishot-accepts 0 multishot-receives 0 "
+                           "received-bytes 0\n"),
+            std::string::npos)
       << out.str();
 }
 

@@ -14,7 +14,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -175,7 +177,9 @@ TEST_P(ReceiveStreamTest, EveryByteReachesTheReaderOnceAndInOrder) {
 // and the rest wait in the socket, so the writer is pushed back (its
 // non-blocking sends end in EAGAIN); then every byte is read, in order.
 TEST_P(ReceiveStreamTest, AStreamNobodyReadsHoldsABoundedAmountAndPushesBack) {
-  auto [client, server] = ConnectedPair();
+  const auto connected = ConnectedPair();
+  const int client = connected.first;
+  const int server = connected.second;
   ASSERT_GE(client, 0);
   ASSERT_GE(server, 0);
   const std::uint64_t bytes_before = MultishotReceivedBytes();
@@ -231,7 +235,9 @@ TEST_P(ReceiveStreamTest, AStreamNobodyReadsHoldsABoundedAmountAndPushesBack) {
 // leaves them for the read; after the peer's end, the reads get the bytes
 // and then 0.
 TEST_P(ReceiveStreamTest, PeeksAndWaitReadableSeeTheBytesAndTheEndComesAfterThem) {
-  auto [client, server] = ConnectedPair();
+  const auto connected = ConnectedPair();
+  const int client = connected.first;
+  const int server = connected.second;
   ASSERT_GE(client, 0);
   ASSERT_GE(server, 0);
   const std::uint64_t before = MultishotReceives();
@@ -270,7 +276,9 @@ TEST_P(ReceiveStreamTest, PeeksAndWaitReadableSeeTheBytesAndTheEndComesAfterThem
 TEST_P(ReceiveStreamTest, CloseEndsTheStreamAndThePeerSeesTheConnectionGo) {
   const int rounds = static_cast<int>(Scaled(40, 10));
   for (int round = 0; round < rounds; ++round) {
-    auto [client, server] = ConnectedPair();
+    const auto connected = ConnectedPair();
+    const int client = connected.first;
+    const int server = connected.second;
     ASSERT_GE(client, 0);
     ASSERT_GE(server, 0);
     const bool waiting = round % 2 == 0;
@@ -377,6 +385,57 @@ TEST_P(ReceiveStreamTest, UnixSocketsKeepTheirAncillaryData) {
   EXPECT_EQ(MultishotReceives(), before);
   io::Close(pair[0]);
   io::Close(pair[1]);
+}
+
+// WEFT_IO_URING_MULTISHOT=0 turns multishot receives (and accepts) off for
+// the runtimes started while it is set: reads still get every byte, through
+// one request each; a value other than 0 or 1 is refused, naming them.
+TEST(ReceiveStreamEnvironment, ZeroTurnsMultishotOffAndOtherValuesAreRefused) {
+  if (const std::string why = testing::IoEngineSkipReason("io_uring"); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  const char* saved = std::getenv("WEFT_IO_URING_MULTISHOT");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  RuntimeOptions options = testing::OptionsWithWorkers(2);
+  options.io_engine = "io_uring";
+  ASSERT_EQ(setenv("WEFT_IO_URING_MULTISHOT", "yes", 1), 0);
+  try {
+    StartRuntime(options);
+    ADD_FAILURE() << "StartRuntime accepted WEFT_IO_URING_MULTISHOT=yes";
+    TerminateRuntime();
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("WEFT_IO_URING_MULTISHOT is \"yes\""), std::string::npos) << what;
+    EXPECT_NE(what.find("\"0\""), std::string::npos) << what;
+    EXPECT_NE(what.find("\"1\""), std::string::npos) << what;
+  }
+  ASSERT_EQ(setenv("WEFT_IO_URING_MULTISHOT", "0", 1), 0);
+  StartRuntime(options);
+  Fiber([] {
+    const auto connected = ConnectedPair();
+    const int client = connected.first;
+    const int server = connected.second;
+    ASSERT_GE(client, 0);
+    ASSERT_GE(server, 0);
+    Fiber writer([&] {
+      ASSERT_TRUE(
+          PollUntil([&] { return detail::WaitersOn(server) == 1; }, "the reader"));
+      ASSERT_EQ(io::Write(client, "ping", 4), 4);
+    });
+    char buf[4];
+    ASSERT_TRUE(ReadExactly(server, buf, 4, Deadline(testing::kGenerousTimeout)));
+    EXPECT_EQ(std::string(buf, 4), "ping");
+    writer.Join();
+    io::Close(client);
+    io::Close(server);
+  }).Join();
+  EXPECT_EQ(MultishotReceives(), 0u);
+  TerminateRuntime();
+  if (saved != nullptr) {
+    setenv("WEFT_IO_URING_MULTISHOT", saved_value.c_str(), 1);
+  } else {
+    unsetenv("WEFT_IO_URING_MULTISHOT");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Multishot, ReceiveStreamTest, ::testing::Bool(),

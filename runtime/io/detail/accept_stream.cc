@@ -27,7 +27,7 @@ std::atomic<bool> refused_by_kernel{false};
 std::atomic<bool> disabled_for_testing{false};
 
 // The reaper's call for each completion of a stream's multishot accept.
-void OnCompletion(RingRequest* request, int result, unsigned flags) {
+Waiter* OnCompletion(RingRequest* request, int result, unsigned flags) {
   auto* stream = static_cast<AcceptStream*>(request);
   DescriptorState& slot = *stream->slot;
   const bool last = (flags & IORING_CQE_F_MORE) == 0;
@@ -60,14 +60,15 @@ void OnCompletion(RingRequest* request, int result, unsigned flags) {
   const bool unused = stream->Unused();
   slot.lock.unlock();
   if (stray >= 0) Libc().close(stray);
-  if (woken != nullptr) WaitQueue::Wake(woken);
   FinishCompletion(stream, unused, last, closers);
+  return woken;
 }
 
 }  // namespace
 
 bool MultishotAcceptEnabled() {
-  return SocketRingsEnabled() && !refused_by_kernel.load(std::memory_order_relaxed) &&
+  return SocketRingsEnabled() && MultishotAllowed() &&
+         !refused_by_kernel.load(std::memory_order_relaxed) &&
          !disabled_for_testing.load(std::memory_order_relaxed);
 }
 

@@ -35,7 +35,7 @@ std::atomic<bool> refused_by_kernel{false};
 std::atomic<bool> disabled_for_testing{false};
 
 // The reaper's call for each completion of a stream's multishot receive.
-void OnCompletion(RingRequest* request, int result, unsigned flags) {
+Waiter* OnCompletion(RingRequest* request, int result, unsigned flags) {
   auto* stream = static_cast<ReceiveStream*>(request);
   DescriptorState& slot = *stream->slot;
   const bool last = (flags & IORING_CQE_F_MORE) == 0;
@@ -75,8 +75,8 @@ void OnCompletion(RingRequest* request, int result, unsigned flags) {
   }
   const bool unused = stream->Unused();
   slot.lock.unlock();
-  if (woken != nullptr) WaitQueue::Wake(woken);
   FinishCompletion(stream, unused, last, closers);
+  return woken;
 }
 
 // Whether `fd` may get a stream (DescriptorState::receive_kind), found out
@@ -96,7 +96,8 @@ bool MayHaveStreamLocked(DescriptorState& slot, int fd) WEFT_REQUIRES(slot.lock)
 }  // namespace
 
 bool MultishotReceiveEnabled() {
-  return SocketRingsEnabled() && !refused_by_kernel.load(std::memory_order_relaxed) &&
+  return SocketRingsEnabled() && MultishotAllowed() &&
+         !refused_by_kernel.load(std::memory_order_relaxed) &&
          !disabled_for_testing.load(std::memory_order_relaxed);
 }
 

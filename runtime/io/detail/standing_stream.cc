@@ -1,8 +1,21 @@
 #include "runtime/io/detail/standing_stream.h"
 
+#include <atomic>
+
 #include "runtime/io/detail/descriptor_use.h"
 
 namespace weft::detail {
+namespace {
+
+std::atomic<bool> multishot_allowed{true};
+
+}  // namespace
+
+void AllowMultishot(bool allowed) {
+  multishot_allowed.store(allowed, std::memory_order_relaxed);
+}
+
+bool MultishotAllowed() { return multishot_allowed.load(std::memory_order_relaxed); }
 
 void StopStreamIfIdleLocked(DescriptorState& slot, StandingStream* stream) {
   if (stream != nullptr && stream->Stands() && slot.waiters[0].empty()) {

@@ -48,6 +48,12 @@ struct StandingStream : RingRequest {
   bool Stands() const { return armed && submitted && !stopping; }
 };
 
+// Whether multishot requests may be used (WEFT_IO_URING_MULTISHOT, read by
+// StartRuntime); the tests' own switches are apart (accept_stream.h,
+// receive_stream.h).
+void AllowMultishot(bool allowed);
+bool MultishotAllowed();
+
 enum class ArmResult {
   kWait,     // a stream stands: wait for the descriptor's next read edge
   kClosed,   // the descriptor is closing
