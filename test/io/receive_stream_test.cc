@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -227,6 +228,48 @@ TEST_P(ReceiveStreamTest, AStreamNobodyReadsHoldsABoundedAmountAndPushesBack) {
   for (std::size_t i = 1; i < sent; ++i) {
     ASSERT_EQ(in[i], static_cast<char>(i % 251)) << "byte " << i << " of " << sent;
   }
+  io::Close(client);
+  io::Close(server);
+}
+
+// A reader that keeps up but never empties the stream (it always leaves the
+// first message's 100 bytes behind): the stream's buffer stays about the
+// size of what it holds, not of everything that went through it.
+TEST_P(ReceiveStreamTest, AReaderThatNeverEmptiesTheStreamKeepsItsBufferSmall) {
+  const auto connected = ConnectedPair();
+  const int client = connected.first;
+  const int server = connected.second;
+  ASSERT_GE(client, 0);
+  ASSERT_GE(server, 0);
+  const int rounds = static_cast<int>(Scaled(2000, 400));
+  std::size_t largest = 0;
+  Fiber([&] {
+    Fiber writer([&] {
+      ASSERT_TRUE(
+          PollUntil([&] { return detail::WaitersOn(server) == 1; }, "the reader"));
+      const std::string first(101, 'f');
+      ASSERT_EQ(io::Write(client, first.data(), first.size()), 101);
+    });
+    char buf[1000];
+    ASSERT_EQ(io::Read(server, buf, 1, Deadline(testing::kGenerousTimeout)), 1);
+    writer.Join();
+    const std::string message(1000, 'm');
+    for (int i = 0; i < rounds; ++i) {
+      const std::uint64_t before = MultishotReceivedBytes();
+      ASSERT_EQ(io::Write(client, message.data(), message.size()), 1000);
+      if (GetParam()) {
+        // All of it in the stream first, so that the read leaves 100 bytes.
+        ASSERT_TRUE(PollUntil([&] { return MultishotReceivedBytes() >= before + 1000; },
+                              "the stream to take the message"));
+      }
+      ASSERT_TRUE(
+          ReadExactly(server, buf, sizeof(buf), Deadline(testing::kGenerousTimeout)));
+      largest = std::max(largest, detail::ReceiveStreamFootprintForTesting(
+                                      detail::DescriptorSlot(server)));
+    }
+  }).Join();
+  EXPECT_LE(largest, std::size_t{64} * 1024)
+      << "the stream's buffer grew with the bytes that went through it";
   io::Close(client);
   io::Close(server);
 }

@@ -128,6 +128,13 @@ ssize_t TakeReceived(DescriptorState& slot, std::uint32_t generation, const iove
       if (stream->head == end) {
         stream->bytes.clear();
         stream->head = 0;
+      } else if (stream->head >= 4096 && stream->head * 2 >= end) {
+        // A reader that never quite catches up: drop the bytes taken, so
+        // that the buffer stays about the size of what it holds.
+        stream->bytes.erase(
+            stream->bytes.begin(),
+            stream->bytes.begin() + static_cast<std::ptrdiff_t>(stream->head));
+        stream->head = 0;
       }
     }
     if (taken == 0 && stream->error != 0) {
@@ -175,6 +182,14 @@ void DetachReceiveStreamLocked(DescriptorState& slot) {
   stream->bytes.clear();
   stream->head = 0;
   DetachStreamLocked(slot, stream);
+}
+
+std::size_t ReceiveStreamFootprintForTesting(DescriptorState& slot) {
+  slot.lock.lock();
+  const std::size_t bytes =
+      slot.receive_stream != nullptr ? slot.receive_stream->bytes.capacity() : 0;
+  slot.lock.unlock();
+  return bytes;
 }
 
 void RefuseReceiveStreams(DescriptorState& slot) {

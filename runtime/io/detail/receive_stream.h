@@ -80,6 +80,10 @@ ArmResult ArmReceiveStream(DescriptorState& slot, std::uint32_t generation, int 
 // reused: drops the bytes it held and cancels its request.
 void DetachReceiveStreamLocked(DescriptorState& slot) WEFT_REQUIRES(slot.lock);
 
+// The bytes of memory `slot`'s stream has for what it holds (its buffer's
+// capacity), 0 without a stream; for tests.
+std::size_t ReceiveStreamFootprintForTesting(DescriptorState& slot);
+
 // The syscall hooks reach `slot` (hooked_calls.cc): no stream is armed on it
 // from now on, and one that stands is stopped; its bytes stay for the
 // weft::io reads (which hooked blocking reads go through).
