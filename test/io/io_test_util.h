@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "runtime/io/fd.h"
 #include "test/sync/sync_test_util.h"
+#include "test/test_util.h"
 
 namespace weft::testing {
 
@@ -63,6 +64,35 @@ inline int ConnectTo(std::uint16_t port, Deadline deadline = {}) {
     return -1;
   }
   return fd;
+}
+
+// After Close() of the listener on `port` returned: connecting is refused.
+// With the io_uring socket engine (`ring_engine`) the kernel may still hold
+// the listening socket for a moment (it posts a request's last completion
+// before it drops its reference to the file), so a connect that completes in
+// that moment passes if the connection is then reset without a byte: the
+// closed listener serves nothing it took.
+inline ::testing::AssertionResult ClosedListenerRefuses(std::uint16_t port,
+                                                        bool ring_engine) {
+  const int client = ConnectTo(port);
+  const int error = errno;
+  if (client < 0) {
+    if (error == ECONNREFUSED) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "connect failed with " << std::strerror(error) << ", not ECONNREFUSED";
+  }
+  if (!ring_engine) {
+    io::Close(client);
+    return ::testing::AssertionFailure() << "a closed listener accepted a connection";
+  }
+  char c;
+  const ssize_t n = io::Read(client, &c, 1, Deadline(kGenerousTimeout));
+  const int read_error = errno;
+  io::Close(client);
+  if (n == 0 || (n < 0 && read_error == ECONNRESET)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "a connection to a closed listener was not reset: read returned " << n << " ("
+         << std::strerror(read_error) << ")";
 }
 
 // A connected pair of loopback TCP sockets (first: the connecting side).
