@@ -57,10 +57,13 @@ Waiter* OnCompletion(RingRequest* request, int result, unsigned flags) {
   } else if (result >= 0) {
     stray = result;  // accepted as the listener closed
   }
-  const bool unused = stream->Unused();
+  // Read under the lock: once it is released Close() may free the stream.
+  const int fd = stream->fd;
+  const std::uint32_t generation = stream->generation;
+  StandingStream* const unused = stream->Unused() ? stream : nullptr;
   slot.lock.unlock();
   if (stray >= 0) Libc().close(stray);
-  FinishCompletion(stream, unused, last, closers);
+  FinishCompletion(slot, fd, generation, unused, last, closers);
   return woken;
 }
 

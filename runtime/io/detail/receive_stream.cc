@@ -73,9 +73,12 @@ Waiter* OnCompletion(RingRequest* request, int result, unsigned flags) {
       woken = slot.waiters[0].PopFront();
     }
   }
-  const bool unused = stream->Unused();
+  // Read under the lock: once it is released Close() may free the stream.
+  const int fd = stream->fd;
+  const std::uint32_t generation = stream->generation;
+  StandingStream* const unused = stream->Unused() ? stream : nullptr;
   slot.lock.unlock();
-  FinishCompletion(stream, unused, last, closers);
+  FinishCompletion(slot, fd, generation, unused, last, closers);
   return woken;
 }
 

@@ -49,11 +49,9 @@ Waiter* EndStreamLocked(DescriptorState& slot, StandingStream* stream) {
   return stream->closing_waiters.PopAll();
 }
 
-void FinishCompletion(StandingStream* stream, bool unused, bool last, Waiter* closers) {
-  DescriptorState& slot = *stream->slot;
-  const int fd = stream->fd;
-  const std::uint32_t generation = stream->generation;
-  if (unused) delete stream;
+void FinishCompletion(DescriptorState& slot, int fd, std::uint32_t generation,
+                      StandingStream* unused, bool last, Waiter* closers) {
+  delete unused;
   if (!last) return;
   // The kernel let go of the file; with no other use left this closes it,
   // before Close() and its cancelled calls return.

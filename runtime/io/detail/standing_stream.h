@@ -84,11 +84,15 @@ void DetachStreamLocked(DescriptorState& slot, StandingStream* stream)
 Waiter* EndStreamLocked(DescriptorState& slot, StandingStream* stream)
     WEFT_REQUIRES(slot.lock);
 
-// After a completion was handled and the slot's lock released: frees the
-// stream if `unused`; after the last one, releases the request's use of the
-// descriptor (closing it when no other use is left) and then wakes
-// `closers`.
-void FinishCompletion(StandingStream* stream, bool unused, bool last, Waiter* closers);
+// After a completion was handled and the slot's lock released: frees
+// `unused` (the stream, if the completion left it unused, else nullptr);
+// after the last one, releases the request's use of generation `generation`
+// of `fd` (closing it when no other use is left) and then wakes `closers`.
+// The caller reads `fd` and `generation` under the lock: once it is
+// released, Close() may free a stream the completion left in use only by
+// Close() itself.
+void FinishCompletion(DescriptorState& slot, int fd, std::uint32_t generation,
+                      StandingStream* unused, bool last, Waiter* closers);
 
 // Returns once no detached stream of generation `generation` of `slot`
 // stands in a ring any more: the kernel has let go of the file and, with no
