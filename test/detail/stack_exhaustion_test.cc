@@ -7,12 +7,14 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "runtime/detail/sanitizers.h"
@@ -149,10 +151,22 @@ std::string RunOutOfMappingsAndRecover(long max_map_count) {
   }
   if (std::string failure = CheckNextFiberFails(); !failure.empty()) return failure;
   // Every accepted fiber runs to its end; their stacks stay pooled, so new
-  // fibers start again.
+  // fibers start again once they have ended (they may still be on their way:
+  // until one ended, a new fiber still finds no stack).
   release.CountDown();
-  Fiber after([] {});
-  after.Join();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    try {
+      Fiber after([] {});
+      after.Join();
+      break;
+    } catch (const std::system_error&) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        return "no fiber could start after the others ended";
+      }
+      std::this_thread::yield();
+    }
+  }
   TerminateRuntime();
   if (ran.load() != accepted) {
     return "accepted " + std::to_string(accepted) + " fibers but " +
