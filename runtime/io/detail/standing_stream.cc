@@ -53,8 +53,9 @@ void FinishCompletion(DescriptorState& slot, int fd, std::uint32_t generation,
                       StandingStream* unused, bool last, Waiter* closers) {
   delete unused;
   if (!last) return;
-  // The kernel let go of the file; with no other use left this closes it,
-  // before Close() and its cancelled calls return.
+  // The request ended (the kernel drops its reference to the file a moment
+  // later: docs/io.md, Known limits); with no other use left this closes the
+  // number, before Close() and its cancelled calls return.
   ReleaseUse(fd, slot, generation);
   WaitQueue::WakeAll(closers);
 }
