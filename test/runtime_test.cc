@@ -451,6 +451,50 @@ TEST(RuntimeStats, FullRunQueueOverflowsWithoutLosingFibers) {
   }
 }
 
+// Plain threads keep starting fibers into a 4-slot run queue while two
+// workers drain its overflow list, and the fibers end at once, so their stacks
+// (which hold their control blocks) are reused while the drain goes on: the
+// drain must not read a fiber it has just handed to the ring. Every fiber runs
+// exactly once.
+TEST(RuntimeStats, OverflowDrainedWhileFibersEndAndStartLosesNone) {
+  RuntimeOptions options = OptionsWithWorkers(2);
+  options.run_queue_size = 4;
+  Runtime runtime(options);
+  constexpr std::size_t kThreads = 4;
+  const std::size_t per_thread = Scaled(20000, 2000);
+  std::vector<std::atomic<int>> runs(kThreads * per_thread);
+  std::atomic<std::size_t> finished{0};
+  std::atomic<bool> failed_to_start{false};
+  {
+    std::vector<std::thread> starters;
+    for (std::size_t t = 0; t != kThreads; ++t) {
+      starters.emplace_back([&, t] {
+        for (std::size_t i = t * per_thread; i != (t + 1) * per_thread; ++i) {
+          if (!StartFiberDetached([&runs, &finished, i] {
+                runs[i].fetch_add(1, std::memory_order_relaxed);
+                finished.fetch_add(1, std::memory_order_release);
+              })) {
+            failed_to_start = true;
+            return;
+          }
+        }
+      });
+    }
+    for (std::thread& starter : starters) starter.join();
+  }
+  ASSERT_FALSE(failed_to_start.load()) << "StartFiberDetached failed";
+  // A lost fiber would hang the runtime's termination: abort instead.
+  ::testing::AssertionResult all_ran =
+      PollUntil([&] { return finished.load() >= runs.size(); },
+                "every fiber started into a full run queue to run");
+  if (!all_ran) all_ran << "; " << finished.load() << " of " << runs.size() << " ran";
+  testing::WaitOrAbort(all_ran);
+  TerminateRuntime();  // all fibers have ended: nothing can run twice later
+  for (std::size_t i = 0; i != runs.size(); ++i) {
+    ASSERT_EQ(1, runs[i].load()) << "fiber " << i;
+  }
+}
+
 }  // namespace
 }  // namespace weft
 

@@ -25,8 +25,12 @@ FiberEntity* SharedRunQueue::PopWithOverflow(FiberEntity* popped) {
   // Refill the ring in FIFO order as far as it has room, so overflowed fibers
   // run before anything pushed later finds a free slot.
   std::size_t moved = 0;
-  while (overflow_head_ != nullptr && ring_.Push(overflow_head_)) {
-    overflow_head_ = overflow_head_->next;
+  while (overflow_head_ != nullptr) {
+    // Read before the push: once in the ring, the fiber may run, end and have
+    // its stack (which holds it) reused by a new fiber on another worker.
+    FiberEntity* next = overflow_head_->next;
+    if (!ring_.Push(overflow_head_)) break;
+    overflow_head_ = next;
     ++moved;
   }
   if (popped == nullptr && overflow_head_ != nullptr) {
