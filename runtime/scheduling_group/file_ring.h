@@ -1,5 +1,5 @@
 // A worker's io_uring, through which fibers' file calls (runtime/io/file.h)
-// go, and their socket calls with the io_uring socket engine (runtime/io/fd.cc):
+// go, and their socket calls with the io_uring socket engine (runtime/io/fd.h):
 // a fiber prepares its request in the ring of the worker it runs on, submits
 // it at once and parks until the completion arrives.
 //

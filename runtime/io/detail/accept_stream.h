@@ -50,7 +50,7 @@ bool MultishotAcceptEnabled();
 void SetMultishotAcceptForTesting(bool enabled);
 
 // A connection `slot`'s stream accepted and nobody took yet (its descriptor,
-// the oldest), or -1. Any thread, with a use of the descriptor (fd.cc's Use)
+// the oldest), or -1. Any thread, with a use of the descriptor (a DescriptorUse)
 // in generation `generation`. Sets `*stands` when the stream's request stands
 // (not being cancelled): it drains the backlog, so a caller that got -1 may
 // wait for its next edge without an accept(2) of its own.

@@ -1,4 +1,4 @@
-// One call's use of a descriptor through weft::io (runtime/io/fd.cc): the
+// One call's use of a descriptor through weft::io (runtime/io/fd.h): the
 // descriptor's lifecycle in its slot (descriptor_table.h) as weft::io's calls
 // drive it (opening a generation, cancelling waiters, the last use closing),
 // and DescriptorUse, which a call holds while it uses the descriptor and
