@@ -38,8 +38,7 @@ inline int KernelFlags(int fd) {
 // Whether weft has adopted `fd` (made it non-blocking and registered it).
 inline bool Adopted(int fd) {
   detail::DescriptorState* slot = detail::FindDescriptorSlot(fd);
-  return slot != nullptr &&
-         (slot->word.load() & detail::DescriptorState::kOpen) != 0;
+  return slot != nullptr && (slot->word.load() & detail::DescriptorState::kOpen) != 0;
 }
 
 // A fiber can still run: both workers are not stuck in system calls. Starts
@@ -53,6 +52,22 @@ inline ::testing::AssertionResult AWorkerIsFree() {
                    "a fiber to run while others are blocked in hooked calls (a worker "
                    "is blocked in the C library: the hook did not apply)");
 }
+
+// A connected pair of Unix sockets (`type`: SOCK_STREAM or SOCK_DGRAM) made
+// with the C library; closes the ends still open (not -1) when destroyed.
+struct SocketPair {
+  int a = -1, b = -1;
+  SocketPair(int type = SOCK_STREAM) {
+    int fds[2];
+    EXPECT_EQ(socketpair(AF_UNIX, type, 0, fds), 0);
+    a = fds[0];
+    b = fds[1];
+  }
+  ~SocketPair() {
+    if (a >= 0) close(a);
+    if (b >= 0) close(b);
+  }
+};
 
 // Two workers, the layout of the hiredis and libcurl proofs.
 inline RuntimeOptions TwoWorkers() {
