@@ -2,7 +2,8 @@
 # Checks that weft embeds as a package: installs a build into a temporary
 # prefix, builds examples/consumer against it with find_package(weft), and runs
 # the result. The consumer is copied out of the repository first, so only the
-# installed headers, library and package config can satisfy it.
+# installed headers, library and package config can satisfy it. Then loads the
+# installed gdb commands (share/weft/gdb/weft.py) into gdb, when gdb is there.
 #
 # Usage: tools/check_consumer.sh [build dir]
 #   Without an argument, installs build/release, building it first if needed
@@ -45,4 +46,22 @@ if grep -F -- "${root}" "${tmp}/build/compile_commands.json" >/dev/null; then
 fi
 
 "${tmp}/build/app"
+
+# The installed gdb commands load from the install alone: weft.py imports the
+# modules of weft_gdb/ beside it.
+if command -v gdb >/dev/null; then
+  weft_py="$(find "${tmp}/prefix" -path '*/weft/gdb/weft.py' | head -n 1)"
+  if [[ -z "${weft_py}" ]]; then
+    echo "check_consumer: the install has no share/weft/gdb/weft.py" >&2
+    exit 1
+  fi
+  gdb -batch -nx -x "${weft_py}" -ex "help weft fibers" >"${tmp}/gdb.log" 2>&1 || true
+  if ! grep -q '^List weft fibers' "${tmp}/gdb.log"; then
+    echo "check_consumer: the installed ${weft_py#"${tmp}/prefix/"} does not load in gdb:" >&2
+    sed 's/^/  | /' "${tmp}/gdb.log" >&2
+    exit 1
+  fi
+else
+  echo "check_consumer: gdb is not installed; the installed weft.py was not loaded"
+fi
 echo "check_consumer: OK"
